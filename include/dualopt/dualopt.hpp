@@ -1,0 +1,17 @@
+#pragma once
+// dualopt: header-only optimizers (Adam(W), LaProp, Muon, Mango, SOAP-Muon) over a trainer's
+// own buffers. Include this umbrella header, or the single pieces you need.
+#include "error.hpp"
+#include "linalg/eigenbasis.hpp"
+#include "linalg/newton_schulz.hpp"
+#include "linalg/polar.hpp"
+#include "norms/norm.hpp"
+#include "optimizer.hpp"
+#include "optimizers/adam.hpp"
+#include "optimizers/laprop.hpp"
+#include "optimizers/mango.hpp"
+#include "optimizers/muon.hpp"
+#include "optimizers/soap_muon.hpp"
+#include "presets.hpp"
+#include "schedule.hpp"
+#include "tensor.hpp"

@@ -1,0 +1,25 @@
+#pragma once
+// Max-abs (l-inf) norm: dual map sign(M), dual norm sum |m_ij|. Row- and column-wise l-inf
+// (max over rows of each row's max) are the same norm, so they share this map.
+#include "../tensor.hpp"
+#include "../workspace.hpp"
+
+namespace dualopt::norms {
+
+struct Linf {
+  static constexpr const char* kName = "linf";
+  template <class T>
+  void dualize(MatrixMap<T> m, Workspace<T>&) const {
+    m = m.array().sign().matrix();  // sign(0) = 0 keeps a zero block zero
+  }
+  template <class T>
+  T norm(const ConstMatrixMap<T>& m) const {
+    return m.size() ? m.cwiseAbs().maxCoeff() : T(0);
+  }
+  template <class T>
+  T dual_norm(const ConstMatrixMap<T>& m) const {
+    return m.cwiseAbs().sum();
+  }
+};
+
+}  // namespace dualopt::norms

@@ -1,0 +1,114 @@
+#pragma once
+// A tensor's norm chosen at run time (one model needs several). Norm wraps one of the norm
+// policies and forwards dualize / norm / dual_norm to it.
+#include "columnwise.hpp"
+#include "headwise.hpp"
+#include "l2.hpp"
+#include "linf.hpp"
+#include "null.hpp"
+#include "rowwise.hpp"
+#include "spectral.hpp"
+
+#include "../error.hpp"
+
+#include <string>
+#include <utility>
+#include <variant>
+
+namespace dualopt::norms {
+
+class Norm {
+ public:
+  using Variant = std::variant<Null, L2, Linf, Spectral, RowL2, ColL2, HeadWise>;
+
+  Norm() : v_(Null{}) {}
+  template <class N, class = std::enable_if_t<!std::is_same_v<std::decay_t<N>, Norm>>>
+  Norm(N n) : v_(std::move(n)) {}  // NOLINT: implicit on purpose, Norm n = Spectral{};
+
+  const Variant& get() const { return v_; }
+  bool is_null() const { return std::holds_alternative<Null>(v_); }
+
+  // Writes the dual map of m into m: ||m|| = 1 (within the Newton-Schulz band) and
+  // <m_out, m_in> = dual_norm(m_in), times the spectral shape scale when that is on.
+  template <class T>
+  void dualize(MatrixMap<T> m, Workspace<T>& ws) const {
+    std::visit([&](const auto& n) { n.template dualize<T>(m, ws); }, v_);
+  }
+  template <class T>
+  T norm(const ConstMatrixMap<T>& m) const {
+    return std::visit([&](const auto& n) { return n.template norm<T>(m); }, v_);
+  }
+  template <class T>
+  T dual_norm(const ConstMatrixMap<T>& m) const {
+    return std::visit([&](const auto& n) { return n.template dual_norm<T>(m); }, v_);
+  }
+
+  // Stable text saved in checkpoints and shown in errors, e.g. "headwise(12,spectral)".
+  std::string name() const {
+    if (const auto* h = std::get_if<HeadWise>(&v_))
+      return "headwise(" + std::to_string(h->blocks) + "," + h->inner->name() + ")";
+    return std::visit([](const auto& n) -> std::string { return kind_name(n); }, v_);
+  }
+
+  // Throws unless this norm can act on one matrix of `shape`.
+  void check_shape(const std::string& tensor, const Shape& shape) const {
+    if (const auto* h = std::get_if<HeadWise>(&v_)) {
+      const auto rows = static_cast<std::size_t>(shape.rows());
+      if (h->blocks == 0 || rows % h->blocks != 0)
+        throw tensor_error(tensor, "head-wise norm with " + std::to_string(h->blocks) +
+                                       " blocks does not divide " + std::to_string(rows) + " rows of shape " +
+                                       shape.str());
+      std::vector<std::size_t> block_dims{rows / h->blocks};
+      if (!shape.is_vector()) block_dims.push_back(static_cast<std::size_t>(shape.cols()));
+      h->inner->check_shape(tensor, Shape(block_dims));
+    }
+  }
+
+ private:
+  template <class N>
+  static std::string kind_name(const N&) {
+    if constexpr (std::is_same_v<N, HeadWise>)
+      return "headwise";
+    else
+      return N::kName;
+  }
+  Variant v_;
+};
+
+inline Norm null() { return Null{}; }
+inline Norm l2() { return L2{}; }
+inline Norm linf() { return Linf{}; }
+inline Norm rowwise_linf() { return Linf{}; }     // same norm as l-inf
+inline Norm columnwise_linf() { return Linf{}; }  // same norm as l-inf
+inline Norm rowwise_l2() { return RowL2{}; }
+inline Norm columnwise_l2() { return ColL2{}; }
+inline Norm spectral(Spectral options = {}) { return options; }
+inline Norm headwise(Norm inner, std::size_t blocks) {
+  return HeadWise{std::make_shared<const Norm>(std::move(inner)), blocks};
+}
+
+// Each block is a view of `rows / blocks` consecutive rows; the row-major buffer makes a
+// block contiguous, so it is itself a row-major map.
+template <class T>
+void HeadWise::dualize(MatrixMap<T> m, Workspace<T>& ws) const {
+  const Eigen::Index r = m.rows() / Eigen::Index(blocks);
+  for (std::size_t b = 0; b < blocks; ++b) inner->dualize<T>(MatrixMap<T>(m.data() + b * r * m.cols(), r, m.cols()), ws);
+}
+template <class T>
+T HeadWise::norm(const ConstMatrixMap<T>& m) const {
+  const Eigen::Index r = m.rows() / Eigen::Index(blocks);
+  T out = 0;
+  for (std::size_t b = 0; b < blocks; ++b)
+    out = std::max(out, inner->norm<T>(ConstMatrixMap<T>(m.data() + b * r * m.cols(), r, m.cols())));
+  return out;
+}
+template <class T>
+T HeadWise::dual_norm(const ConstMatrixMap<T>& m) const {
+  const Eigen::Index r = m.rows() / Eigen::Index(blocks);
+  T out = 0;
+  for (std::size_t b = 0; b < blocks; ++b)
+    out += inner->dual_norm<T>(ConstMatrixMap<T>(m.data() + b * r * m.cols(), r, m.cols()));
+  return out;
+}
+
+}  // namespace dualopt::norms

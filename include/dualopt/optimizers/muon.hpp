@@ -1,0 +1,30 @@
+#pragma once
+// Muon: momentum rule + spectral norm (Newton-Schulz, scaled by sqrt(max(1, rows/cols))),
+// for hidden matrices; everything else goes to the auxiliary AdamW with add_adamw().
+#include "../rules/momentum.hpp"
+#include "aux_adamw.hpp"
+
+namespace dualopt {
+
+template <class T>
+class Muon : public WithAuxAdamW<T> {
+ public:
+  explicit Muon(MuonConfig config = {}, AdamConfig aux = aux_adamw_defaults()) {
+    main_ = this->template add_group<rules::Momentum>(config);
+    this->make_aux(aux);
+  }
+  void add(const std::string& name, T* param, T* grad, const Shape& shape) {
+    norms::Spectral s;
+    s.schedule = linalg::NsSchedule::quintic(config().ns_steps);
+    add(name, param, grad, shape, s);
+  }
+  void add(const std::string& name, T* param, T* grad, const Shape& shape, norms::Norm norm) {
+    this->add_to_group(main_, name, param, grad, shape, std::move(norm));
+  }
+  MuonConfig& config() { return this->template group_config<rules::Momentum>(main_); }
+
+ private:
+  typename Optimizer<T>::GroupId main_;
+};
+
+}  // namespace dualopt

@@ -1,0 +1,59 @@
+#pragma once
+// Adam's rule (PyTorch semantics): bias-corrected first and second moments,
+// direction mh / (sqrt(vh) + eps). Weight decay and lr belong to the pipeline.
+#include "../tensor.hpp"
+
+#include <cmath>
+#include <cstdint>
+#include <vector>
+
+namespace dualopt {
+
+struct AdamConfig {
+  double lr = 1e-3;
+  double beta1 = 0.9;
+  double beta2 = 0.999;
+  double eps = 1e-8;
+  double weight_decay = 0.0;  // decoupled (AdamW); Adam in PyTorch couples it, we never do
+  double offset_beta = 0.0;   // offset momentum wrapper, 0 = off
+};
+
+namespace rules {
+
+struct Adam {
+  using Config = AdamConfig;
+  static constexpr const char* kName = "adam";
+  static constexpr bool kElementwise = true;
+
+  template <class T>
+  struct State {
+    std::vector<T> m, v;
+    template <class F>
+    void for_each_buffer(F&& f) {
+      f("exp_avg", m);
+      f("exp_avg_sq", v);
+    }
+  };
+  template <class T>
+  static State<T> init(const Config&, const Shape& s) {
+    return {std::vector<T>(s.numel(), T(0)), std::vector<T>(s.numel(), T(0))};
+  }
+
+  // Direction for elements [begin, begin + n); g and d point at element `begin`.
+  // Same operation order as torch.optim.Adam: m / bc1 / (sqrt(v) / sqrt(bc2) + eps).
+  template <class T>
+  static void direction(const Config& c, State<T>& s, const T* g, T* d, std::size_t begin, std::size_t n,
+                        std::int64_t t) {
+    ArrayMap<T> m(s.m.data() + begin, n), v(s.v.data() + begin, n), out(d, n);
+    ConstArrayMap<T> grad(g, n);
+    const T b1 = T(c.beta1), b2 = T(c.beta2);
+    const T bc1 = T(1 - std::pow(c.beta1, double(t)));
+    const T sqrt_bc2 = T(std::sqrt(1 - std::pow(c.beta2, double(t))));
+    m = b1 * m + (T(1) - b1) * grad;
+    v = b2 * v + (T(1) - b2) * grad.square();
+    out = (m / bc1) / (v.sqrt() / sqrt_bc2 + T(c.eps));
+  }
+};
+
+}  // namespace rules
+}  // namespace dualopt

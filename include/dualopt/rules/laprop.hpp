@@ -1,0 +1,57 @@
+#pragma once
+// LaProp (Ziyin et al., arXiv:2002.04839): normalize the gradient by the second moment first,
+// then take momentum of the normalized gradient, so momentum and adaptivity are decoupled.
+#include "../tensor.hpp"
+
+#include <cmath>
+#include <cstdint>
+#include <vector>
+
+namespace dualopt {
+
+struct LaPropConfig {
+  double lr = 4e-4;  // the paper's defaults
+  double beta1 = 0.8;
+  double beta2 = 0.99;
+  double eps = 1e-15;
+  double weight_decay = 0.0;
+  double offset_beta = 0.0;
+};
+
+namespace rules {
+
+struct LaProp {
+  using Config = LaPropConfig;
+  static constexpr const char* kName = "laprop";
+  static constexpr bool kElementwise = true;
+
+  template <class T>
+  struct State {
+    std::vector<T> m, v;
+    template <class F>
+    void for_each_buffer(F&& f) {
+      f("exp_avg", m);
+      f("exp_avg_sq", v);
+    }
+  };
+  template <class T>
+  static State<T> init(const Config&, const Shape& s) {
+    return {std::vector<T>(s.numel(), T(0)), std::vector<T>(s.numel(), T(0))};
+  }
+
+  template <class T>
+  static void direction(const Config& c, State<T>& s, const T* g, T* d, std::size_t begin, std::size_t n,
+                        std::int64_t t) {
+    ArrayMap<T> m(s.m.data() + begin, n), v(s.v.data() + begin, n), out(d, n);
+    ConstArrayMap<T> grad(g, n);
+    const T b1 = T(c.beta1), b2 = T(c.beta2);
+    const T bc1 = T(1 - std::pow(c.beta1, double(t)));
+    const T sqrt_bc2 = T(std::sqrt(1 - std::pow(c.beta2, double(t))));
+    v = b2 * v + (T(1) - b2) * grad.square();
+    m = b1 * m + (T(1) - b1) * grad / (v.sqrt() / sqrt_bc2 + T(c.eps));
+    out = m / bc1;
+  }
+};
+
+}  // namespace rules
+}  // namespace dualopt

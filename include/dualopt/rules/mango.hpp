@@ -1,0 +1,65 @@
+#pragma once
+// Mango's rule as in its reference chain: precondition by the second moment, then
+// optax-style `trace` momentum (no (1-b1)), with Nesterov. The reference also omits (1-b2);
+// `ema = true` gives the note's EMA form instead. After normalization the two forms differ
+// only through eps and on tensors with the null norm, where the reference step is larger.
+#include "../tensor.hpp"
+
+#include <cstdint>
+#include <vector>
+
+namespace dualopt {
+
+struct MangoConfig {
+  double lr = 0.05;  // the reference code's default (the note's tuned GPT-2 value was 0.01)
+  double beta1 = 0.95;
+  double beta2 = 0.95;
+  double eps = 1e-8;
+  bool nesterov = true;
+  bool ema = false;           // true: the note's (1-b) factors on both moments
+  double weight_decay = 0.0;
+  double offset_beta = 0.99;  // offset momentum, on by default
+  int ns_steps = 6;
+};
+
+namespace rules {
+
+struct Mango {
+  using Config = MangoConfig;
+  static constexpr const char* kName = "mango";
+  static constexpr bool kElementwise = true;
+
+  template <class T>
+  struct State {
+    std::vector<T> m, v;
+    template <class F>
+    void for_each_buffer(F&& f) {
+      f("momentum", m);
+      f("second_moment", v);
+    }
+  };
+  template <class T>
+  static State<T> init(const Config&, const Shape& s) {
+    return {std::vector<T>(s.numel(), T(0)), std::vector<T>(s.numel(), T(0))};
+  }
+
+  template <class T>
+  static void direction(const Config& c, State<T>& s, const T* g, T* d, std::size_t begin, std::size_t n,
+                        std::int64_t) {
+    ArrayMap<T> m(s.m.data() + begin, n), v(s.v.data() + begin, n), out(d, n);
+    ConstArrayMap<T> grad(g, n);
+    const T b1 = T(c.beta1), b2 = T(c.beta2);
+    const T g_weight = c.ema ? T(1) - b2 : T(1);
+    const T p_weight = c.ema ? T(1) - b1 : T(1);
+    v = b2 * v + g_weight * grad.square();
+    out = grad / (v.sqrt() + T(c.eps));  // P, the preconditioned gradient
+    m = b1 * m + p_weight * out;
+    if (c.nesterov)
+      out = p_weight * out + b1 * m;
+    else
+      out = m;
+  }
+};
+
+}  // namespace rules
+}  // namespace dualopt

@@ -1,0 +1,184 @@
+#pragma once
+// SOAP-Muon's rule (the report's reference "with sqrt correction"): one-sided SOAP on the
+// smaller side, then Newton-Schulz, a signed square root, and a Frobenius norm graft.
+// Unlike the elementwise rules it needs the whole matrix, so it writes a finished,
+// normalized direction; the pipeline's norm for these tensors is null.
+#include "../linalg/eigenbasis.hpp"
+#include "../linalg/newton_schulz.hpp"
+#include "../error.hpp"
+#include "../tensor.hpp"
+#include "../workspace.hpp"
+
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <vector>
+
+namespace dualopt {
+
+struct SoapMuonConfig {
+  double lr = 0.02;
+  double beta1 = 0.95;
+  double beta2 = 0.98;
+  double shampoo_beta = -1;  // < 0: use beta2, as the reference does
+  double eps = 1e-15;
+  bool nesterov = false;     // the report's variant: (project(m) + (1-b1) Gp) / (sqrt(v) + eps)
+  int precondition_frequency = 10;
+  int ns_steps = 5;
+  int cubic_steps = 2;
+  bool sqrt_correction = true;
+  std::size_t max_precond_dim = 10000;  // a larger side skips the rotation (see below)
+  double weight_decay = 0.0;
+  double offset_beta = 0.0;
+};
+
+namespace rules {
+
+struct Soap {
+  using Config = SoapMuonConfig;
+  static constexpr const char* kName = "soap_muon";
+  static constexpr bool kElementwise = false;
+  static constexpr bool kDecayAfterUpdate = true;  // reference: W -= step U, then W -= lr wd W
+
+  // m lives in the original basis, v in the rotated one; L and Q are s x s per stacked matrix.
+  template <class T>
+  struct State {
+    std::vector<T> m, v, factor, basis;
+    template <class F>
+    void for_each_buffer(F&& f) {
+      f("exp_avg", m);
+      f("exp_avg_sq", v);
+      f("factor", factor);
+      f("basis", basis);
+    }
+  };
+
+  static bool rotates(const Config& c, const Shape& s) {
+    return std::size_t(std::max(s.rows(), s.cols())) < c.max_precond_dim;
+  }
+  static bool left_side(const Shape& s) { return s.rows() < s.cols(); }
+  static Eigen::Index side(const Shape& s) { return std::min(s.rows(), s.cols()); }
+
+  static void check(const std::string& name, const Shape& s) {
+    if (s.rank() < 2) throw tensor_error(name, "SOAP-Muon needs a matrix; give 1-D tensors to add_adamw()");
+  }
+  template <class T>
+  static State<T> init(const Config& c, const Shape& s) {
+    State<T> st{std::vector<T>(s.numel(), T(0)), std::vector<T>(s.numel(), T(0)), {}, {}};
+    if (rotates(c, s)) {
+      const auto n = std::size_t(side(s) * side(s)) * s.batch();
+      st.factor.assign(n, T(0));
+      st.basis.assign(n, T(0));
+    }
+    return st;
+  }
+
+  // Adam-style scale: the first call only builds the basis, so real updates count from t-1.
+  static double lr_scale(const Config& c, std::int64_t t) {
+    const double k = double(t - 1);
+    return k < 1 ? 0.0 : std::sqrt(1 - std::pow(c.beta2, k)) / (1 - std::pow(c.beta1, k));
+  }
+
+  // Writes the direction for every stacked matrix into d; false on the first call (no update).
+  template <class T>
+  static bool direction(const Config& c, State<T>& st, const T* g, T* d, const Shape& shape, std::int64_t t,
+                        Workspace<T>& ws) {
+    const std::size_t per = shape.matrix_size();
+    for (std::size_t b = 0; b < shape.batch(); ++b)
+      if (!direction_one(c, st, b, g + b * per, d + b * per, shape, t, ws)) return false;
+    return true;
+  }
+
+ private:
+  using Dense = Eigen::Matrix<double, Eigen::Dynamic, Eigen::Dynamic>;
+
+  template <class T>
+  static bool direction_one(const Config& c, State<T>& st, std::size_t b, const T* gp, T* dp, const Shape& shape,
+                            std::int64_t t, Workspace<T>& ws) {
+    using DenseT = linalg::DenseMatrix<T>;
+    using DenseMap = Eigen::Map<DenseT, Eigen::Unaligned>;
+    const Eigen::Index r = shape.rows(), cdim = shape.cols(), s = side(shape);
+    const std::size_t per = shape.matrix_size();
+    const bool rot = rotates(c, shape), left = left_side(shape);
+    const T b_sh = T(c.shampoo_beta < 0 ? c.beta2 : c.shampoo_beta);
+    ConstMatrixMap<T> grad(gp, r, cdim);
+    MatrixMap<T> out(dp, r, cdim);
+    DenseMap l(rot ? st.factor.data() + b * std::size_t(s * s) : nullptr, rot ? s : 0, rot ? s : 0);
+    DenseMap q(rot ? st.basis.data() + b * std::size_t(s * s) : nullptr, rot ? s : 0, rot ? s : 0);
+
+    auto accumulate_factor = [&] {
+      if (left)
+        l = b_sh * l + (T(1) - b_sh) * (grad * grad.transpose());
+      else
+        l = b_sh * l + (T(1) - b_sh) * (grad.transpose() * grad);
+    };
+    if (t == 1) {  // first call: build the basis only
+      if (rot) {
+        accumulate_factor();
+        linalg::eigenbasis_descending<T>(DenseT(l), q);
+      }
+      return false;
+    }
+    const std::int64_t k = t - 1;
+    auto project = [&](const auto& x, Matrix<T>& into) {
+      if (!rot)
+        into = x;
+      else if (left)
+        into.noalias() = q.transpose() * x;
+      else
+        into.noalias() = x * q;
+    };
+
+    MatrixMap<T> m(st.m.data() + b * per, r, cdim), v(st.v.data() + b * per, r, cdim);
+    const T b1 = T(c.beta1), b2 = T(c.beta2);
+    Matrix<T>& g_rot = ws.a;
+    Matrix<T>& m_rot = ws.b;
+    project(grad, g_rot);
+    m = b1 * m + (T(1) - b1) * grad;
+    v.array() = b2 * v.array() + (T(1) - b2) * g_rot.array().square();
+    project(m, m_rot);
+    if (c.nesterov) m_rot += (T(1) - b1) * g_rot;
+    out.array() = m_rot.array() / (v.array().sqrt() + T(c.eps));
+
+    if (rot) {
+      linalg::NsSchedule schedule = linalg::NsSchedule::quintic(c.ns_steps).then_cubic(c.cubic_steps);
+      ws.ns.run(out, schedule);
+    }
+    if (c.sqrt_correction) out.array() = out.array().sign() * out.array().abs().sqrt();
+    // Graft to sqrt(s) sqrt(max(1, r/c)) (= sqrt(r)) after orthogonalization; without a
+    // rotation (huge sides) there is no orthogonalization, so graft to sqrt(r c), Adam's RMS 1.
+    const double target = rot ? std::sqrt(double(s)) * std::sqrt(std::max(1.0, double(r) / double(cdim)))
+                              : std::sqrt(double(r) * double(cdim));
+    const T fro = out.norm();
+    if (fro > T(0)) out *= T(target) / fro;
+    if (rot) {  // back to the original basis
+      m_rot = out;
+      if (left)
+        out.noalias() = q * m_rot;
+      else
+        out.noalias() = m_rot * q.transpose();
+      accumulate_factor();
+      if (k % c.precondition_frequency == 0) {
+        DenseT scratch(s, s);
+        const auto order = linalg::refresh_eigenbasis<T>(DenseT(l), q, scratch);
+        permute_rotated_axis(v, order, left);
+      }
+    }
+    return true;
+  }
+
+  // v's rotated axis (rows for the left side, columns for the right) follows Q's columns.
+  template <class T>
+  static void permute_rotated_axis(MatrixMap<T>& v, const std::vector<Eigen::Index>& order, bool left) {
+    Matrix<T> old = v;
+    for (std::size_t j = 0; j < order.size(); ++j) {
+      if (left)
+        v.row(Eigen::Index(j)) = old.row(order[j]);
+      else
+        v.col(Eigen::Index(j)) = old.col(order[j]);
+    }
+  }
+};
+
+}  // namespace rules
+}  // namespace dualopt

@@ -1,0 +1,69 @@
+#pragma once
+// Learning-rate multipliers as a function of the number of completed steps k (0-based), so a
+// warmup starting at 0 makes the first update zero while the moments still update, as in the
+// Mango reference.
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <string>
+
+namespace dualopt {
+
+class Schedule {
+ public:
+  enum class Kind { Constant, WarmupLinear, WarmupCosine, Trapezoid };
+
+  static Schedule constant() { return Schedule(Kind::Constant, 0, 0, 0, 1.0); }
+  // Linear 0 -> 1 over `warmup` steps, then linear down to `final_factor` at `total` (the note's setup).
+  static Schedule warmup_linear(std::int64_t warmup, std::int64_t total, double final_factor = 0.0) {
+    return Schedule(Kind::WarmupLinear, warmup, total, 0, final_factor);
+  }
+  static Schedule warmup_cosine(std::int64_t warmup, std::int64_t total, double final_factor = 0.0) {
+    return Schedule(Kind::WarmupCosine, warmup, total, 0, final_factor);
+  }
+  // Warmup, flat, then a linear cooldown over the last `cooldown` steps (WSD).
+  static Schedule trapezoid(std::int64_t warmup, std::int64_t total, std::int64_t cooldown, double final_factor = 0.0) {
+    return Schedule(Kind::Trapezoid, warmup, total, cooldown, final_factor);
+  }
+
+  double operator()(std::int64_t k) const {
+    if (kind_ == Kind::Constant) return 1.0;
+    if (k < warmup_) return double(k) / double(warmup_);
+    const double done = std::min<double>(double(k), double(total_));
+    switch (kind_) {
+      case Kind::WarmupLinear: {
+        const double span = std::max<double>(1.0, double(total_ - warmup_));
+        return 1.0 - (1.0 - final_) * (done - double(warmup_)) / span;
+      }
+      case Kind::WarmupCosine: {
+        const double span = std::max<double>(1.0, double(total_ - warmup_));
+        const double p = (done - double(warmup_)) / span;
+        return final_ + (1.0 - final_) * 0.5 * (1.0 + std::cos(M_PI * p));
+      }
+      case Kind::Trapezoid: {
+        const double start = double(total_ - cooldown_);
+        if (done <= start) return 1.0;
+        return 1.0 - (1.0 - final_) * (done - start) / std::max<double>(1.0, double(cooldown_));
+      }
+      default: return 1.0;
+    }
+  }
+
+  Kind kind() const { return kind_; }
+  std::int64_t warmup() const { return warmup_; }
+  std::int64_t total() const { return total_; }
+  std::int64_t cooldown() const { return cooldown_; }
+  double final_factor() const { return final_; }
+  static Schedule from_parts(Kind kind, std::int64_t warmup, std::int64_t total, std::int64_t cooldown, double f) {
+    return Schedule(kind, warmup, total, cooldown, f);
+  }
+
+ private:
+  Schedule(Kind kind, std::int64_t warmup, std::int64_t total, std::int64_t cooldown, double f)
+      : kind_(kind), warmup_(std::max<std::int64_t>(0, warmup)), total_(total), cooldown_(cooldown), final_(f) {}
+  Kind kind_;
+  std::int64_t warmup_, total_, cooldown_;
+  double final_;
+};
+
+}  // namespace dualopt

@@ -1,0 +1,23 @@
+#pragma once
+// Per-thread scratch reused across steps, so the per-step hot path does not allocate once
+// the largest tensor has been seen.
+#include "linalg/newton_schulz.hpp"
+#include "tensor.hpp"
+
+#include <vector>
+
+namespace dualopt {
+
+template <class T>
+struct Workspace {
+  linalg::NewtonSchulz<T> ns;
+  std::vector<T> direction;  // the rule's direction D, dualized in place
+  Matrix<T> a, b;            // matrix scratch for rules that rotate (SOAP)
+
+  T* direction_buffer(std::size_t n) {
+    if (direction.size() < n) direction.resize(n);
+    return direction.data();
+  }
+};
+
+}  // namespace dualopt

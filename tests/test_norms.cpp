@@ -1,0 +1,153 @@
+// Every norm's dual map against its closed form: ||dualize(M)|| = 1, <dualize(M), M> equals
+// the dual norm computed independently, and no feasible Delta beats it.
+#include <catch2/catch.hpp>
+#include <dualopt/norms/norm.hpp>
+
+#include <Eigen/SVD>
+#include <random>
+#include <vector>
+
+using namespace dualopt;
+using Mat = Matrix<double>;
+
+namespace {
+
+Mat random_matrix(Eigen::Index r, Eigen::Index c, std::mt19937& rng) {
+  std::normal_distribution<double> nd;
+  Mat m(r, c);
+  for (Eigen::Index i = 0; i < m.size(); ++i) m.data()[i] = nd(rng);
+  return m;
+}
+double inner(const Mat& a, const Mat& b) { return a.cwiseProduct(b).sum(); }
+MatrixMap<double> view(Mat& m) { return MatrixMap<double>(m.data(), m.rows(), m.cols()); }
+ConstMatrixMap<double> cview(const Mat& m) { return ConstMatrixMap<double>(m.data(), m.rows(), m.cols()); }
+
+// Independent closed forms of each dual norm.
+double nuclear(const Mat& m) { return Eigen::JacobiSVD<Eigen::MatrixXd>(Eigen::MatrixXd(m)).singularValues().sum(); }
+double sum_abs(const Mat& m) {
+  double s = 0;
+  for (Eigen::Index i = 0; i < m.size(); ++i) s += std::abs(m.data()[i]);
+  return s;
+}
+double sum_row_norms(const Mat& m) {
+  double s = 0;
+  for (Eigen::Index i = 0; i < m.rows(); ++i) s += std::sqrt(m.row(i).squaredNorm());
+  return s;
+}
+double sum_col_norms(const Mat& m) {
+  double s = 0;
+  for (Eigen::Index j = 0; j < m.cols(); ++j) s += std::sqrt(m.col(j).squaredNorm());
+  return s;
+}
+
+norms::Norm exact_spectral() {
+  norms::Spectral s;
+  s.exact = true;
+  s.shape_scale = false;
+  return s;
+}
+
+struct Case {
+  const char* label;
+  norms::Norm norm;
+  double (*closed_form)(const Mat&);
+};
+
+}  // namespace
+
+TEST_CASE("dual maps have unit norm and attain the dual norm's closed form", "[norms]") {
+  std::mt19937 rng(7);
+  const std::vector<std::pair<int, int>> shapes{{6, 6}, {4, 9}, {9, 4}, {1, 7}, {7, 1}};
+  std::vector<Case> cases{{"l2", norms::l2(), [](const Mat& m) { return m.norm(); }},
+                          {"linf", norms::linf(), sum_abs},
+                          {"rowwise_l2", norms::rowwise_l2(), sum_row_norms},
+                          {"columnwise_l2", norms::columnwise_l2(), sum_col_norms},
+                          {"spectral", exact_spectral(), nuclear}};
+  Workspace<double> ws;
+  for (auto [r, c] : shapes) {
+    for (const auto& k : cases) {
+      INFO(k.label << " on " << r << "x" << c);
+      const Mat m = random_matrix(r, c, rng);
+      Mat d = m;
+      k.norm.dualize<double>(view(d), ws);
+      CHECK(k.norm.norm<double>(cview(d)) == Approx(1.0).epsilon(1e-5));
+      CHECK(inner(d, m) == Approx(k.closed_form(m)).epsilon(1e-5));
+      CHECK(k.norm.dual_norm<double>(cview(m)) == Approx(k.closed_form(m)).epsilon(1e-5));
+      // Any feasible Delta (scaled into the unit ball) does no better than the dual map.
+      for (int trial = 0; trial < 20; ++trial) {
+        Mat delta = random_matrix(r, c, rng);
+        delta /= k.norm.norm<double>(cview(delta));
+        CHECK(inner(delta, m) <= k.closed_form(m) * (1 + 1e-9));
+      }
+    }
+  }
+}
+
+TEST_CASE("a zero input dualizes to zero, never NaN", "[norms]") {
+  Workspace<double> ws;
+  norms::Spectral ns_spectral;
+  for (const auto& n : {norms::l2(), norms::linf(), norms::rowwise_l2(), norms::columnwise_l2(), exact_spectral(),
+                        norms::Norm(ns_spectral), norms::headwise(norms::l2(), 2), norms::null()}) {
+    Mat z = Mat::Zero(4, 6);
+    n.dualize<double>(view(z), ws);
+    INFO(n.name());
+    CHECK(z.allFinite());
+    CHECK(z.isZero(0.0));
+  }
+}
+
+TEST_CASE("head-wise split equals dualizing each block separately", "[norms]") {
+  std::mt19937 rng(3);
+  Workspace<double> ws;
+  for (const auto& inner_norm : {norms::l2(), exact_spectral(), norms::linf(), norms::rowwise_l2()}) {
+    const Mat m = random_matrix(12, 5, rng);
+    Mat whole = m;
+    const auto hw = norms::headwise(inner_norm, 3);
+    hw.dualize<double>(view(whole), ws);
+    double dual_sum = 0;
+    for (int b = 0; b < 3; ++b) {
+      Mat block = m.middleRows(4 * b, 4);
+      inner_norm.dualize<double>(view(block), ws);
+      CHECK((whole.middleRows(4 * b, 4) - block).norm() < 1e-12);
+      dual_sum += inner_norm.dual_norm<double>(cview(Mat(m.middleRows(4 * b, 4))));
+    }
+    CHECK(hw.dual_norm<double>(cview(m)) == Approx(dual_sum).epsilon(1e-12));
+    CHECK(inner(whole, m) == Approx(dual_sum).epsilon(1e-9));
+    CHECK(hw.norm<double>(cview(whole)) == Approx(1.0).epsilon(1e-9));
+
+    // One block is the inner norm itself.
+    Mat one = m, ref = m;
+    norms::headwise(inner_norm, 1).dualize<double>(view(one), ws);
+    inner_norm.dualize<double>(view(ref), ws);
+    CHECK((one - ref).norm() < 1e-12);
+  }
+}
+
+TEST_CASE("head-wise split of a QKV bias vector normalizes each head's d-block", "[norms]") {
+  std::mt19937 rng(5);
+  Workspace<double> ws;
+  const Mat bias = random_matrix(12, 1, rng);  // 3 * heads(2) * d(2)
+  Mat d = bias;
+  norms::headwise(norms::l2(), 6).dualize<double>(view(d), ws);
+  for (int b = 0; b < 6; ++b) CHECK(d.middleRows(2 * b, 2).norm() == Approx(1.0));
+}
+
+TEST_CASE("spectral shape scale is sqrt(max(1, rows/cols)) and can be switched off", "[norms]") {
+  std::mt19937 rng(11);
+  Workspace<double> ws;
+  norms::Spectral on;
+  on.exact = true;
+  const Mat tall = random_matrix(16, 4, rng), wide = random_matrix(4, 16, rng);
+  Mat t = tall, w = wide;
+  norms::Norm(on).dualize<double>(view(t), ws);
+  norms::Norm(on).dualize<double>(view(w), ws);
+  CHECK(Eigen::JacobiSVD<Eigen::MatrixXd>(Eigen::MatrixXd(t)).singularValues().maxCoeff() == Approx(2.0));
+  CHECK(Eigen::JacobiSVD<Eigen::MatrixXd>(Eigen::MatrixXd(w)).singularValues().maxCoeff() == Approx(1.0));
+}
+
+TEST_CASE("norm shape checks name the tensor", "[norms]") {
+  const auto hw = norms::headwise(norms::spectral(), 5);
+  CHECK_THROWS_WITH(hw.check_shape("qkv", Shape{12, 4}), Catch::Contains("qkv") && Catch::Contains("5 blocks"));
+  CHECK_NOTHROW(hw.check_shape("qkv", Shape{15, 4}));
+  CHECK(hw.name() == "headwise(5,spectral)");
+}
