@@ -1,6 +1,7 @@
 #pragma once
 // dualopt: header-only optimizers (Adam(W), LaProp, Muon, Mango, SOAP-Muon) over a trainer's
 // own buffers. Include this umbrella header, or the single pieces you need.
+#include "checkpoint.hpp"
 #include "error.hpp"
 #include "linalg/eigenbasis.hpp"
 #include "linalg/newton_schulz.hpp"

@@ -13,16 +13,23 @@
 #include "wrappers/weight_decay.hpp"
 
 #include <algorithm>
+#include <cmath>
 #include <cstdint>
 #include <cstring>
 #include <functional>
+#include <iosfwd>
+#include <limits>
 #include <memory>
 #include <string>
 #include <type_traits>
+#include <variant>
 #include <vector>
 
 #ifdef _OPENMP
 #include <omp.h>
+#endif
+#if defined(__AVX512F__) || defined(__AVX__) || defined(__SSE2__)
+#include <immintrin.h>
 #endif
 
 namespace dualopt {
@@ -65,13 +72,169 @@ struct decays_after : std::false_type {};
 template <class R>
 struct decays_after<R, std::void_t<decltype(R::kDecayAfterUpdate)>> : std::bool_constant<R::kDecayAfterUpdate> {};
 
-// Elementwise work is done in cache-sized blocks so the rule's few Eigen passes and the
-// update's pass touch memory once.
-constexpr std::size_t kBlock = 2048;
-// Chunk size for spreading one large elementwise tensor over threads.
+// Units of work: a large elementwise tensor is cut into chunks of this many elements so that
+// it spreads over threads, and a tensor whose norm acts on blocks of rows is cut at block
+// boundaries into units of about this size. The cut depends on shapes only, never on threads.
 constexpr std::size_t kChunk = std::size_t(1) << 18;
+// Elements per block of the fused sweep: the square roots of a block are taken together, and
+// its few arrays stay in L1 between the sweep's stages.
+constexpr std::size_t kSweepBlock = 512;
+
+// Exact (correctly rounded) square roots of x[0, n), in place. std::sqrt in a loop is not
+// vectorized unless the build passes -fno-math-errno (it may set errno), and Eigen's vectorized
+// float sqrt is an approximation (rsqrt + one Newton step) that its scalar tail does not share,
+// which would make a value depend on where its block starts. The sqrt instruction is exact in
+// every lane, and so is std::sqrt on the tail: the result never depends on position.
+template <class T>
+void sqrt_in_place(T* x, std::size_t n) {
+  std::size_t i = 0;
+  if constexpr (std::is_same_v<T, float>) {
+#if defined(__AVX512F__)
+    for (; i + 16 <= n; i += 16) _mm512_storeu_ps(x + i, _mm512_sqrt_ps(_mm512_loadu_ps(x + i)));
+#elif defined(__AVX__)
+    for (; i + 8 <= n; i += 8) _mm256_storeu_ps(x + i, _mm256_sqrt_ps(_mm256_loadu_ps(x + i)));
+#elif defined(__SSE2__)
+    for (; i + 4 <= n; i += 4) _mm_storeu_ps(x + i, _mm_sqrt_ps(_mm_loadu_ps(x + i)));
+#endif
+  } else if constexpr (std::is_same_v<T, double>) {
+#if defined(__AVX512F__)
+    for (; i + 8 <= n; i += 8) _mm512_storeu_pd(x + i, _mm512_sqrt_pd(_mm512_loadu_pd(x + i)));
+#elif defined(__AVX__)
+    for (; i + 4 <= n; i += 4) _mm256_storeu_pd(x + i, _mm256_sqrt_pd(_mm256_loadu_pd(x + i)));
+#elif defined(__SSE2__)
+    for (; i + 2 <= n; i += 2) _mm_storeu_pd(x + i, _mm_sqrt_pd(_mm_loadu_pd(x + i)));
+#endif
+  }
+  for (; i < n; ++i) x[i] = std::sqrt(x[i]);
+}
+
+// Direction of elements [begin, begin + n) through a rule's Kernel (rules/*.hpp), handed to
+// f(i, d) element by element, a block at a time: pre() for the block, its square roots, post().
+// f sees element i once, so the caller fuses its own use of d (the update, or a store).
+// The arrays a kernel touches never overlap (registration checks the trainer's buffers), which
+// `omp simd` states so that the loops vectorize without run-time alias checks.
+template <class T, class K, class F>
+void for_each_direction(const K& k, const T* g, std::size_t begin, std::size_t n, F&& f) {
+  alignas(64) T root[kSweepBlock];
+  for (std::size_t b = begin; b < begin + n; b += kSweepBlock) {
+    const std::size_t e = std::min(begin + n, b + kSweepBlock);
+    if constexpr (K::kSqrt) {
+#pragma omp simd
+      for (std::size_t i = b; i < e; ++i) root[i - b] = k.pre(i, g[i]);
+      sqrt_in_place(root, e - b);
+#pragma omp simd
+      for (std::size_t i = b; i < e; ++i) f(i, k.post(i, g[i], root[i - b]));
+    } else {
+#pragma omp simd
+      for (std::size_t i = b; i < e; ++i) f(i, k.post(i, g[i], T(0)));
+    }
+  }
+}
+
+enum class Decay { None, Before, After };
+
+// The update of one element: u = scale d, through offset momentum, then decoupled decay and
+// W -= u. The formulas of wrappers/offset_momentum.hpp and wrappers/weight_decay.hpp, per element,
+// so the sweep touches W and the offset buffer once; apply_reference() is their Eigen form.
+template <class T, bool kOffset, Decay kDecay>
+struct Update {
+  T scale, beta, keep;  // lr x rule scale; offset beta; 1 - lr wd
+  T* w;
+  T* offset;
+  void operator()(std::size_t i, T d) const {
+    T u = d * scale;
+    if constexpr (kOffset) {
+      offset[i] = beta * offset[i] + (T(1) - beta) * u;
+      u += offset[i];
+    }
+    if constexpr (kDecay == Decay::None)
+      w[i] -= u;
+    else if constexpr (kDecay == Decay::Before)
+      w[i] = w[i] * keep - u;
+    else
+      w[i] = (w[i] - u) * keep;
+  }
+};
+
+// Calls f with the Update for these settings; each combination is its own branch-free type.
+template <class T, class F>
+void with_update(const wrappers::OffsetMomentum& offset, const wrappers::WeightDecay& decay, double scale, double eta,
+                 T* w, T* offset_buf, F&& f) {
+  const T s = T(scale), b = T(offset.beta), keep = T(decay.factor(eta));
+  auto pick = [&](auto off) {
+    constexpr bool kOff = decltype(off)::value;
+    if (decay.weight_decay == 0.0)
+      f(Update<T, kOff, Decay::None>{s, b, keep, w, offset_buf});
+    else if (decay.after_update)
+      f(Update<T, kOff, Decay::After>{s, b, keep, w, offset_buf});
+    else
+      f(Update<T, kOff, Decay::Before>{s, b, keep, w, offset_buf});
+  };
+  if (offset.enabled())
+    pick(std::true_type{});
+  else
+    pick(std::false_type{});
+}
+
+// The update as the wrappers write it (Eigen array passes): the reference Update is tested
+// against in tests/test_kernels.cpp. u is overwritten.
+template <class T>
+void apply_reference(ArrayMap<T> u, ArrayMap<T> w, T* offset_buf, const wrappers::OffsetMomentum& offset,
+                     const wrappers::WeightDecay& decay, double scale, double eta) {
+  u *= T(scale);
+  if (offset.enabled()) offset.apply(u, ArrayMap<T>(offset_buf, u.size()));
+  decay.apply(w, u, eta);
+}
+
+// True if no value is NaN or Inf. An or-reduction of comparisons vectorizes (Eigen's
+// isFinite().all() tests one element at a time); blocks let a bad tensor stop early.
+template <class T>
+bool all_finite(const T* p, std::size_t n) {
+  constexpr T kMax = std::numeric_limits<T>::max();
+  for (std::size_t b = 0; b < n; b += 4096) {
+    const std::size_t e = std::min(n, b + 4096);
+    unsigned bad = 0;
+    for (std::size_t i = b; i < e; ++i) bad |= unsigned(!(std::abs(p[i]) <= kMax));
+    if (bad) return false;
+  }
+  return true;
+}
+
+// Rows of one matrix that the norm's dual map treats apart from all other rows, so a tensor can
+// be cut at multiples of them: one row for elementwise and row-wise maps, one block for a
+// head-wise split, all rows for whole-matrix maps (spectral, l2, column-wise).
+inline Eigen::Index independent_rows(const norms::Norm& n, const Shape& s) {
+  const auto& v = n.get();
+  if (std::holds_alternative<norms::Null>(v) || std::holds_alternative<norms::Linf>(v) ||
+      std::holds_alternative<norms::RowL2>(v))
+    return 1;
+  if (const auto* h = std::get_if<norms::HeadWise>(&v)) return s.rows() / Eigen::Index(h->blocks);
+  return s.rows();
+}
+// Whether the dual map runs Newton-Schulz or an SVD: those units are the long ones.
+inline bool needs_polar(const norms::Norm& n) {
+  if (std::holds_alternative<norms::Spectral>(n.get())) return true;
+  if (const auto* h = std::get_if<norms::HeadWise>(&n.get())) return needs_polar(*h->inner);
+  return false;
+}
+// Dual map of `rows` whole rows of one matrix at d, cut into independent blocks of `granule`
+// rows (a head-wise norm maps each block with its inner norm; the others act per row or on the
+// whole matrix, in which case rows is the matrix).
+template <class T>
+void dualize_rows(const norms::Norm& n, T* d, Eigen::Index rows, Eigen::Index cols, Eigen::Index granule,
+                  Workspace<T>& ws) {
+  if (const auto* h = std::get_if<norms::HeadWise>(&n.get())) {
+    for (Eigen::Index r = 0; r < rows; r += granule) h->inner->dualize<T>(MatrixMap<T>(d + r * cols, granule, cols), ws);
+  } else {
+    n.dualize<T>(MatrixMap<T>(d, rows, cols), ws);
+  }
+}
 
 }  // namespace detail
+
+// A pointer to one field of a rule's Config, reached by name through Config::for_each_field,
+// so checkpoints can save and restore any rule's hyperparameters without knowing the rule.
+using HyperparameterRef = std::variant<double*, int*, std::size_t*, bool*>;
 
 template <class T>
 class GroupBase {
@@ -84,13 +247,25 @@ class GroupBase {
   virtual void check(const std::string& name, const Shape& shape) const = 0;
   virtual std::size_t add_state(const Shape& shape) = 0;
   virtual void remove_last_state() = 0;
-  // Whole tensor through one kernel pass: elementwise rule, null norm.
+  // How a tensor's step is cut into units (Optimizer::run):
+  //  - chunkable (elementwise rule, null norm): any element range, one fused sweep (step_range);
+  //  - elementwise rule with another norm: ranges of whole rows of one stacked matrix, cut at
+  //    multiples of the norm's independent rows (step_rows);
+  //  - otherwise (a rule that needs the whole tensor, e.g. SOAP): the whole tensor (step_tensor).
   virtual bool chunkable(const TensorSlot<T>& s) const = 0;
+  virtual bool elementwise() const = 0;
   virtual void step_range(TensorSlot<T>& s, std::int64_t t, double schedule, std::size_t begin, std::size_t end,
                           Workspace<T>& ws) = 0;
+  virtual void step_rows(TensorSlot<T>& s, std::int64_t t, double schedule, std::size_t matrix, Eigen::Index row0,
+                         Eigen::Index row1, Workspace<T>& ws) = 0;
   virtual void step_tensor(TensorSlot<T>& s, std::int64_t t, double schedule, Workspace<T>& ws) = 0;
   using BufferVisitor = std::function<void(const char*, std::vector<T>&)>;
   virtual void for_each_buffer(std::size_t index, const BufferVisitor& f) = 0;
+  using HyperparameterVisitor = std::function<void(const char*, HyperparameterRef)>;
+  virtual void for_each_hyperparameter(const HyperparameterVisitor& f) = 0;
+  // Same rule and config, no tensors: a checkpoint stages restored hyperparameters on it (and
+  // checks the state layout they imply) before committing them to the real group.
+  virtual std::unique_ptr<GroupBase> empty_clone() const = 0;
 };
 
 template <class T, class Rule>
@@ -118,51 +293,69 @@ class Group final : public GroupBase<T> {
   void for_each_buffer(std::size_t index, const typename GroupBase<T>::BufferVisitor& f) override {
     states_[index].for_each_buffer(f);
   }
+  void for_each_hyperparameter(const typename GroupBase<T>::HyperparameterVisitor& f) override {
+    cfg_.for_each_field([&](const char* name, auto& field) { f(name, HyperparameterRef(&field)); });
+  }
+  std::unique_ptr<GroupBase<T>> empty_clone() const override { return std::make_unique<Group>(cfg_); }
 
   bool chunkable(const TensorSlot<T>& s) const override { return Rule::kElementwise && s.norm.is_null(); }
+  bool elementwise() const override { return Rule::kElementwise; }
 
+  // Null norm: rule and update fused into one sweep, so G, the state and W pass through memory
+  // once (Adam: 28 bytes per float parameter, the bandwidth limit).
   void step_range(TensorSlot<T>& s, std::int64_t t, double schedule, std::size_t begin, std::size_t end,
-                  Workspace<T>& ws) override {
+                  Workspace<T>&) override {
     if constexpr (Rule::kElementwise) {
-      T* d = ws.direction_buffer(detail::kBlock);
-      for (std::size_t b = begin; b < end; b += detail::kBlock) {
-        const std::size_t n = std::min(detail::kBlock, end - b);
-        Rule::direction(cfg_, states_[s.index], s.grad + b, d, b, n, t);
-        apply(s, d, b, n, t, schedule);
-      }
+      const typename Rule::template Kernel<T> rule(cfg_, states_[s.index], t);
+      with_update(s, t, schedule, [&](const auto& update) { detail::for_each_direction<T>(rule, s.grad, begin, end - begin, update); });
     }
   }
 
-  void step_tensor(TensorSlot<T>& s, std::int64_t t, double schedule, Workspace<T>& ws) override {
-    const std::size_t per = s.shape.matrix_size();
+  // Rows [row0, row1) of stacked matrix `matrix`, a whole number of the norm's independent
+  // blocks: the direction into scratch, the norm's dual map, then the update sweep.
+  void step_rows(TensorSlot<T>& s, std::int64_t t, double schedule, std::size_t matrix, Eigen::Index row0,
+                 Eigen::Index row1, Workspace<T>& ws) override {
     if constexpr (Rule::kElementwise) {
-      T* d = ws.direction_buffer(per);
-      for (std::size_t b = 0; b < s.shape.batch(); ++b) {
-        Rule::direction(cfg_, states_[s.index], s.grad + b * per, d, b * per, per, t);
-        s.norm.template dualize<T>(MatrixMap<T>(d, s.shape.rows(), s.shape.cols()), ws);
-        apply(s, d, b * per, per, t, schedule);
-      }
-    } else {
+      const Eigen::Index cols = s.shape.cols();
+      const std::size_t begin = matrix * s.shape.matrix_size() + std::size_t(row0 * cols);
+      const std::size_t n = std::size_t((row1 - row0) * cols);
+      T* d = ws.direction_buffer(n);
+      const typename Rule::template Kernel<T> rule(cfg_, states_[s.index], t);
+      detail::for_each_direction<T>(rule, s.grad, begin, n, [d, begin](std::size_t i, T x) { d[i - begin] = x; });
+      detail::dualize_rows<T>(s.norm, d, row1 - row0, cols, detail::independent_rows(s.norm, s.shape), ws);
+      update_from(s, d, begin, n, t, schedule);
+    }
+  }
+
+  // Rules that need the whole tensor (SOAP): every stacked matrix's direction, its norm, the update.
+  void step_tensor(TensorSlot<T>& s, std::int64_t t, double schedule, Workspace<T>& ws) override {
+    if constexpr (!Rule::kElementwise) {
       T* d = ws.direction_buffer(s.shape.numel());
       if (!Rule::direction(cfg_, states_[s.index], s.grad, d, s.shape, t, ws)) return;
       for (std::size_t b = 0; b < s.shape.batch(); ++b)
         s.norm.template dualize<T>(matrix_view(d, s.shape, b), ws);
-      apply(s, d, 0, s.shape.numel(), t, schedule);
+      update_from(s, d, 0, s.shape.numel(), t, schedule);
     }
   }
 
  private:
-  // u = lr_t * D, through offset momentum, then W <- W - u with decoupled decay.
-  void apply(TensorSlot<T>& s, T* d, std::size_t begin, std::size_t n, std::int64_t t, double schedule) const {
+  // f(update): the per-element update u = lr_t x rule scale x D -> offset momentum -> decay -> W -= u.
+  template <class F>
+  void with_update(TensorSlot<T>& s, std::int64_t t, double schedule, F&& f) const {
     const double eta = cfg_.lr * schedule;
     double scale = eta;
     if constexpr (detail::has_lr_scale<Rule>::value) scale *= Rule::lr_scale(cfg_, t);
-    ArrayMap<T> u(d, n);
-    u *= T(scale);
     const wrappers::OffsetMomentum offset{cfg_.offset_beta};
-    if (offset.enabled()) offset.apply(u, ArrayMap<T>(s.offset.data() + begin, n));
     const wrappers::WeightDecay decay{cfg_.weight_decay, detail::decays_after<Rule>::value};
-    decay.apply(ArrayMap<T>(s.param + begin, n), u, eta);
+    detail::with_update<T>(offset, decay, scale, eta, s.param, s.offset.data(), f);
+  }
+  // The update of elements [begin, begin + n) from a finished direction d (d[0] is element begin).
+  void update_from(TensorSlot<T>& s, const T* d, std::size_t begin, std::size_t n, std::int64_t t,
+                   double schedule) const {
+    with_update(s, t, schedule, [&](const auto& update) {
+#pragma omp simd
+      for (std::size_t i = 0; i < n; ++i) update(begin + i, d[i]);
+    });
   }
 
   Config cfg_;
@@ -183,6 +376,16 @@ class Optimizer {
   Optimizer(Optimizer&&) noexcept = default;
   Optimizer& operator=(Optimizer&&) noexcept = default;
   virtual ~Optimizer() = default;
+
+  // Which optimizer class wrote a checkpoint; loading into another kind is refused.
+  virtual std::string kind() const { return "custom"; }
+
+  // Exact-resume checkpoints of all optimizer state, keyed by tensor name. The format, what
+  // load() checks and what it restores are documented in checkpoint.hpp, which defines these.
+  void save(std::ostream& out) const;
+  void load(std::istream& in);
+  void save(const std::string& path) const;  // atomic: writes path + ".tmp", then renames
+  void load(const std::string& path);
 
   // A new group running Rule with its own config (learning rate, betas, decay, offset).
   template <class Rule>
@@ -213,6 +416,9 @@ class Optimizer {
     s.norm = std::move(norm);
     s.group = g;
     if (groups_[g]->offset_beta() != 0.0) s.offset.assign(shape.numel(), T(0));
+    // Grow first, so nothing can throw once the group holds the new state (geometric growth:
+    // reserving one more each time would reallocate on every registration).
+    if (slots_.size() == slots_.capacity()) slots_.reserve(std::max<std::size_t>(16, 2 * slots_.size()));
     s.index = groups_[g]->add_state(shape);
     slots_.push_back(std::move(s));
   }
@@ -265,7 +471,8 @@ class Optimizer {
   std::size_t workspace_bytes() const {
     std::size_t bytes = 0;
     for (const auto& w : workspaces_)
-      bytes += w.direction.capacity() * sizeof(T) + std::size_t(w.a.size() + w.b.size()) * sizeof(T);
+      bytes += w.direction.capacity() * sizeof(T) + std::size_t(w.a.size() + w.b.size()) * sizeof(T) +
+               w.ns.workspace_bytes();
     return bytes;
   }
 
@@ -275,9 +482,18 @@ class Optimizer {
   std::vector<TensorSlot<T>>& mutable_tensors() { return slots_; }
 
  private:
+  // One independent piece of a step. Range: elements [begin, end) of a chunkable tensor. Rows:
+  // rows [begin, end) of stacked matrix `matrix`. Tensor: the whole tensor. cost > 0 marks the
+  // long units (Newton-Schulz, SVD, whole-tensor rules), ~ flops, scheduled biggest first.
   struct Unit {
-    std::size_t slot, begin, end;
-    bool whole;
+    enum class Kind : unsigned char { Range, Rows, Tensor };
+    std::size_t slot, begin, end, matrix;
+    Kind kind;
+    double cost;
+  };
+  // A slice of one gradient for the non-finite check.
+  struct Check {
+    std::size_t chosen, begin, end;
   };
 
   void validate(const std::string& name, const T* param, const T* grad, const Shape& shape) const {
@@ -286,10 +502,22 @@ class Optimizer {
       if (s.name == name) throw tensor_error(name, "already registered (names key checkpoints, so they must be unique)");
     if (!param) throw tensor_error(name, "parameter pointer is null");
     if (!grad) throw tensor_error(name, "gradient pointer is null");
+    for (const T* p : {param, grad})
+      if (reinterpret_cast<std::uintptr_t>(p) % alignof(T) != 0)
+        throw tensor_error(name, std::string(p == param ? "parameter" : "gradient") + " pointer is not aligned for its type");
     if (shape.rank() == 0) throw tensor_error(name, "shape is empty; give {n} for a vector or {rows, cols}");
-    for (std::size_t d : shape.dims())
+    // The element count is computed without wrapping: a product that wrapped would register a
+    // small state over a huge buffer. Eigen indexes with signed integers, hence PTRDIFF_MAX.
+    const std::size_t limit = std::size_t(PTRDIFF_MAX) / sizeof(T);
+    std::size_t n = 1;
+    for (std::size_t d : shape.dims()) {
       if (d == 0) throw tensor_error(name, "shape " + shape.str() + " has a zero dimension");
-    const std::size_t n = shape.numel();
+      if (d > limit / n) throw tensor_error(name, "shape " + shape.str() + " has more elements than can be addressed");
+      n *= d;
+    }
+    for (const T* p : {param, grad})
+      if (reinterpret_cast<std::uintptr_t>(p) > UINTPTR_MAX - n * sizeof(T))
+        throw tensor_error(name, "buffer of shape " + shape.str() + " runs past the end of the address space");
     if (overlaps(param, n, grad, n)) throw tensor_error(name, "parameter and gradient buffers overlap");
     for (const auto& s : slots_) {
       const std::size_t m = s.shape.numel();
@@ -310,13 +538,21 @@ class Optimizer {
       if (!which || (*which)(slots_[i].name)) chosen.push_back(i);
     skipped_.clear();
     if (nonfinite_ != NonFinite::Unchecked) {
-      std::vector<char> bad(chosen.size(), 0);
-      const auto nchosen = static_cast<std::int64_t>(chosen.size());
-#pragma omp parallel for schedule(dynamic, 1) num_threads(threads())
-      for (std::int64_t i = 0; i < nchosen; ++i) {
-        const auto& s = slots_[chosen[std::size_t(i)]];
-        bad[std::size_t(i)] = !ConstArrayMap<T>(s.grad, Eigen::Index(s.shape.numel())).isFinite().all();
+      // Big gradients are checked in chunks so the check spreads over threads like the step.
+      checks_.clear();
+      for (std::size_t i = 0; i < chosen.size(); ++i) {
+        const std::size_t n = slots_[chosen[i]].shape.numel();
+        for (std::size_t b = 0; b < n; b += detail::kChunk) checks_.push_back({i, b, std::min(n, b + detail::kChunk)});
       }
+      check_failed_.assign(checks_.size(), 0);
+      const auto nchecks = static_cast<std::int64_t>(checks_.size());
+#pragma omp parallel for schedule(dynamic, 1) num_threads(threads())
+      for (std::int64_t k = 0; k < nchecks; ++k) {
+        const Check& c = checks_[std::size_t(k)];
+        check_failed_[std::size_t(k)] = !detail::all_finite(slots_[chosen[c.chosen]].grad + c.begin, c.end - c.begin);
+      }
+      std::vector<char> bad(chosen.size(), 0);
+      for (std::size_t k = 0; k < checks_.size(); ++k) bad[checks_[k].chosen] |= check_failed_[k];
       std::vector<std::size_t> keep;
       for (std::size_t i = 0; i < chosen.size(); ++i)
         (bad[i] ? skipped_.push_back(slots_[chosen[i]].name) : keep.push_back(chosen[i]));
@@ -339,38 +575,87 @@ class Optimizer {
     ++steps_;
   }
 
-  // Units: a large chunkable tensor is split into ranges; others run whole. Each unit is
-  // computed the same way whichever thread takes it, so results do not depend on threads.
-  void run(const std::vector<std::size_t>& chosen) {
+  // Cuts the chosen tensors into independent units (see Unit and GroupBase). Each unit is
+  // computed the same way whichever thread takes it, and the cut depends on shapes only, so
+  // results are bitwise the same for any thread count.
+  void build_units(const std::vector<std::size_t>& chosen) {
     units_.clear();
     for (std::size_t i : chosen) {
       const auto& s = slots_[i];
-      if (groups_[s.group]->chunkable(s)) {
+      const GroupBase<T>& g = *groups_[s.group];
+      const Eigen::Index rows = s.shape.rows(), cols = s.shape.cols();
+      auto polar_cost = [](double r, double c) { return r * c * std::min(r, c); };
+      if (g.chunkable(s)) {
         const std::size_t n = s.shape.numel();
-        for (std::size_t b = 0; b < n; b += detail::kChunk) units_.push_back({i, b, std::min(n, b + detail::kChunk), false});
+        for (std::size_t b = 0; b < n; b += detail::kChunk)
+          units_.push_back({i, b, std::min(n, b + detail::kChunk), 0, Unit::Kind::Range, 0.0});
+      } else if (g.elementwise()) {
+        // Blocks needing Newton-Schulz (e.g. the heads of a head-wise spectral norm) are a unit
+        // each; cheap maps take as many whole blocks as fit in a chunk.
+        const Eigen::Index granule = detail::independent_rows(s.norm, s.shape);
+        const bool polar = detail::needs_polar(s.norm);
+        const auto per_chunk = std::max<Eigen::Index>(1, Eigen::Index(detail::kChunk) / (granule * cols));
+        const Eigen::Index step = polar ? granule : granule * per_chunk;
+        const double cost = polar ? polar_cost(double(granule), double(cols)) : 0.0;
+        for (std::size_t b = 0; b < s.shape.batch(); ++b)
+          for (Eigen::Index r = 0; r < rows; r += step) {
+            const Eigen::Index e = std::min(rows, r + step);
+            units_.push_back({i, std::size_t(r), std::size_t(e), b, Unit::Kind::Rows, cost * double((e - r) / granule)});
+          }
       } else {
-        units_.push_back({i, 0, 0, true});
+        const double cost = double(s.shape.batch()) * polar_cost(double(rows), double(cols));
+        units_.push_back({i, 0, 0, 0, Unit::Kind::Tensor, std::max(cost, 1.0)});
       }
     }
-    // Whole-tensor (matrix) units first: they are the long ones, so dynamic scheduling balances.
-    std::stable_partition(units_.begin(), units_.end(), [](const Unit& u) { return u.whole; });
+    // Long units first, biggest first, so dynamic scheduling ends with short ones (balance).
+    std::stable_sort(units_.begin(), units_.end(), [](const Unit& a, const Unit& b) { return a.cost > b.cost; });
+  }
+
+  void run_unit(const Unit& u, double factor, Workspace<T>& ws) {
+    TensorSlot<T>& s = slots_[u.slot];
+    GroupBase<T>& g = *groups_[s.group];
+    switch (u.kind) {
+      case Unit::Kind::Range: g.step_range(s, s.t + 1, factor, u.begin, u.end, ws); break;
+      case Unit::Kind::Rows:
+        g.step_rows(s, s.t + 1, factor, u.matrix, Eigen::Index(u.begin), Eigen::Index(u.end), ws);
+        break;
+      case Unit::Kind::Tensor: g.step_tensor(s, s.t + 1, factor, ws); break;
+    }
+  }
+
+  void run(const std::vector<std::size_t>& chosen) {
+    build_units(chosen);
     const int nt = threads();
     if (workspaces_.size() < std::size_t(nt)) workspaces_.resize(std::size_t(nt));
     const double factor = schedule_(steps_);
-    const auto nunits = static_cast<std::int64_t>(units_.size());
-#pragma omp parallel for schedule(dynamic, 1) num_threads(nt)
-    for (std::int64_t k = 0; k < nunits; ++k) {
-      const Unit& u = units_[std::size_t(k)];
-      TensorSlot<T>& s = slots_[u.slot];
-#ifdef _OPENMP
-      Workspace<T>& ws = workspaces_[std::size_t(omp_get_thread_num())];
-#else
+    std::size_t first = 0;
+    // Fewer long units than threads (say one big matrix): one thread per unit would leave the
+    // others idle, so each runs in turn with all threads sharing its Newton-Schulz panels (whose
+    // cut is fixed, so the result is the same as on one thread).
+    const auto long_units = std::size_t(std::count_if(units_.begin(), units_.end(), [](const Unit& u) { return u.cost > 0; }));
+    if (nt > 1 && long_units > 0 && long_units < std::size_t(nt)) {
+      linalg::detail::SingleThreadedEigen pin;
       Workspace<T>& ws = workspaces_[0];
+      struct OneThreadAfter {
+        Workspace<T>& ws;
+        ~OneThreadAfter() { ws.ns.set_threads(1); }
+      } restore{ws};
+      ws.ns.set_threads(nt);
+      for (; first < long_units; ++first) run_unit(units_[first], factor, ws);
+    }
+    const auto nunits = static_cast<std::int64_t>(units_.size());
+#pragma omp parallel num_threads(nt)
+    {
+      linalg::detail::SingleThreadedEigen pin;  // Eigen must not thread a product itself (see the guard)
+#pragma omp for schedule(dynamic, 1)
+      for (std::int64_t k = std::int64_t(first); k < nunits; ++k) {
+#ifdef _OPENMP
+        Workspace<T>& ws = workspaces_[std::size_t(omp_get_thread_num())];
+#else
+        Workspace<T>& ws = workspaces_[0];
 #endif
-      if (u.whole)
-        groups_[s.group]->step_tensor(s, s.t + 1, factor, ws);
-      else
-        groups_[s.group]->step_range(s, s.t + 1, factor, u.begin, u.end, ws);
+        run_unit(units_[std::size_t(k)], factor, ws);
+      }
     }
     for (std::size_t i : chosen) ++slots_[i].t;
   }
@@ -379,6 +664,8 @@ class Optimizer {
   std::vector<TensorSlot<T>> slots_;
   std::vector<Workspace<T>> workspaces_;
   std::vector<Unit> units_;
+  std::vector<Check> checks_;
+  std::vector<char> check_failed_;
   std::vector<std::string> skipped_;
   Schedule schedule_ = Schedule::constant();
   NonFinite nonfinite_ = NonFinite::Throw;
@@ -387,3 +674,6 @@ class Optimizer {
 };
 
 }  // namespace dualopt
+
+// save() and load() are defined with the format they implement (one header, one job).
+#include "checkpoint.hpp"

@@ -11,7 +11,9 @@ namespace dualopt {
 template <class T>
 struct Workspace {
   linalg::NewtonSchulz<T> ns;
-  std::vector<T> direction;  // the rule's direction D, dualized in place
+  // The rule's direction D, dualized in place. Aligned like Eigen's own buffers, so that a
+  // vectorized pass over it splits the same way on every thread's workspace.
+  std::vector<T, Eigen::aligned_allocator<T>> direction;
   Matrix<T> a, b;            // matrix scratch for rules that rotate (SOAP)
 
   T* direction_buffer(std::size_t n) {

@@ -3,12 +3,40 @@
 // odd polynomial p(s) = a s + b s^3 + c s^5 to every singular value without an SVD.
 // Works in place on a row-major map; a tall matrix is iterated as its (wide) transpose,
 // which for row-major storage is the same buffer read column-major, so nothing is copied.
+//
+// Two exact-arithmetic-equivalent ways to run the steps on a wide r x c matrix X (r <= c):
+//  - standard: A = X X^T; B = b A + c A A; X <- a X + B X, i.e. 3 r^2 c + r^3 flops per step
+//    (the naive count is 4 r^2 c + 2 r^3; X X^T and A A are symmetric, so only one triangle
+//    of each is computed);
+//  - Gram: every step multiplies X on the left by a polynomial P of the r x r Gram matrix
+//    G = X X^T, so the steps can run on G alone (G <- G P^2, Q <- P Q) and X <- Q X be applied
+//    once: 3 r^2 c + (4L - 3) r^3 for L steps instead of L (3 r^2 c + r^3).
+// Rounding in X <- Q X grows with ||Q||, and Q amplifies small singular values by up to a per
+// step (3.4445^5 = 485 over 5 quintic steps). Measured in float (128 x 512, 5 quintic steps),
+// an unrestarted Gram iteration is 20-100x less accurate than the standard one, and 10 steps
+// diverge. So the Gram form restarts (X <- Q X, G recomputed from X) before the product of the
+// steps' gains passes kGramGainLimit = 12: two quintic steps per segment, which stays within
+// ~2.5x of the standard iteration's float error (both ~1e-6 at 768 x 3072, on every Polar
+// Express step as well; bench/README.md, bench/tool_ns_accuracy.cpp). A limit of 64 (three
+// quintic steps) was 10x worse than standard on Polar Express, whose first step has a = 8.2.
+// At aspect 4, 5 quintic steps cost 47 r^3 this way, against 65 r^3 standard and 90 r^3 naive.
+//
+// Every product is cut into panels fixed by the matrix shape (never by the thread count), and
+// each panel is one single-threaded Eigen call, so the result is bitwise the same whether the
+// panels run on one thread or several (set_threads).
 #include "../tensor.hpp"
 #include "power_iteration.hpp"
 
 #include <Eigen/Core>
+#include <algorithm>
 #include <cmath>
+#include <cstddef>
+#include <utility>
 #include <vector>
+
+#ifdef _OPENMP
+#include <omp.h>
+#endif
 
 namespace dualopt::linalg {
 
@@ -48,15 +76,140 @@ enum class NsPrescale {
   SpectralExact,   // exact sigma_max via SVD, as in the Mango note's experiments (slow)
 };
 
+// Which form of the iteration runs (see the top of this file). Auto takes the Gram form when
+// it saves at least ~15% of the flops (aspect >= 1.5); at aspect 1 both cost the same and the
+// standard form rounds less.
+enum class NsMethod { Auto, Standard, Gram };
+
+template <class T, class M>
+T prescale_norm(const M& x, NsPrescale p, PowerIterationWorkspace<T>& power) {
+  switch (p) {
+    case NsPrescale::Frobenius: return x.norm();
+    case NsPrescale::SpectralPower: return spectral_norm_estimate<T>(x, power);
+    case NsPrescale::SpectralExact: return spectral_norm_exact<T>(x);
+  }
+  return x.norm();
+}
+
+// The reference loop, transcribed plainly (three products per step, fresh temporaries): what
+// NewtonSchulz::run must reproduce up to rounding (tests/test_kernels.cpp) and what
+// bench/bench_newton_schulz.cpp times it against.
+template <class T>
+void newton_schulz_reference(MatrixMap<T> x, const NsSchedule& schedule, NsPrescale prescale = NsPrescale::Frobenius,
+                             T eps = T(1e-7)) {
+  using Dense = Eigen::Matrix<T, Eigen::Dynamic, Eigen::Dynamic>;
+  if (x.size() == 0) return;
+  PowerIterationWorkspace<T> power;
+  const T scale = prescale_norm<T>(x, prescale, power) + eps;
+  const bool wide = x.rows() <= x.cols();
+  Dense m = wide ? Dense(x) : Dense(x.transpose());
+  m /= scale;
+  for (const NsStep& st : schedule.steps) {
+    const Dense a = m * m.transpose();
+    const Dense b = T(st.b) * a + T(st.c) * (a * a);
+    m = T(st.a) * m + b * m;
+  }
+  if (wide)
+    x = m;
+  else
+    x = m.transpose();
+}
+
+namespace detail {
+
+// Eigen threads a large product by itself whenever it is called outside an OpenMP team of two
+// or more threads (its nbThreads() defaults to omp_get_max_threads()), and its blocking - so
+// its rounding - depends on that count. This guard makes the calling task's nested regions
+// one-threaded for its lifetime (the setting is per task, so other threads are unaffected).
+class SingleThreadedEigen {
+ public:
+  SingleThreadedEigen() {
+#ifdef _OPENMP
+    saved_ = omp_get_max_threads();
+    omp_set_num_threads(1);
+#endif
+  }
+  ~SingleThreadedEigen() {
+#ifdef _OPENMP
+    omp_set_num_threads(saved_);
+#endif
+  }
+  SingleThreadedEigen(const SingleThreadedEigen&) = delete;
+  SingleThreadedEigen& operator=(const SingleThreadedEigen&) = delete;
+
+ private:
+  int saved_ = 1;
+};
+
+// Scratch that only grows. Eigen's resize() reallocates on any change of size, so a workspace
+// that moves between tensors of different shapes would allocate on every call. 64-byte (Eigen's
+// maximum) alignment keeps vectorized loops from depending on where a buffer happens to start.
+template <class T>
+class Scratch {
+ public:
+  using Dense = Eigen::Matrix<T, Eigen::Dynamic, Eigen::Dynamic>;
+  using Map = Eigen::Map<Dense, Eigen::AlignedMax>;
+  Map get(Eigen::Index rows, Eigen::Index cols) {
+    const auto n = static_cast<std::size_t>(rows * cols);
+    if (buf_.size() < n) buf_.resize(n);
+    return Map(buf_.data(), rows, cols);
+  }
+  std::size_t bytes() const { return buf_.capacity() * sizeof(T); }
+  friend void swap(Scratch& a, Scratch& b) noexcept { a.buf_.swap(b.buf_); }
+
+ private:
+  std::vector<T, Eigen::aligned_allocator<T>> buf_;
+};
+
+// Panel sizes are constants, so the cut of every product depends on the shape alone.
+constexpr Eigen::Index kRowPanel = 128;  // rows of a symmetric product's lower triangle
+constexpr Eigen::Index kColPanel = 256;  // columns of X per X <- a X + B X panel
+constexpr Eigen::Index kTile = 32;       // mirroring tile (both sides stay in L1)
+
+inline Eigen::Index panel_count(Eigen::Index n, Eigen::Index panel) { return (n + panel - 1) / panel; }
+
+// Copies the lower triangle of rows [i0, i1) of square c into the matching upper columns, tile
+// by tile so that the strided side of the transpose stays in cache.
+template <class C>
+void mirror_rows(C& c, Eigen::Index i0, Eigen::Index i1) {
+  for (Eigen::Index ib = i0; ib < i1; ib += kTile) {
+    const Eigen::Index th = std::min(kTile, i1 - ib);
+    for (Eigen::Index j0 = 0; j0 < ib + th; j0 += kTile) {
+      const Eigen::Index tw = std::min(kTile, ib + th - j0);
+      if (j0 + tw <= ib) {  // tile strictly below the diagonal: its mirror is disjoint from it
+        c.block(j0, ib, tw, th) = c.block(ib, j0, th, tw).transpose();
+      } else {
+        for (Eigen::Index i = ib; i < ib + th; ++i)
+          for (Eigen::Index j = j0; j < std::min(i, j0 + tw); ++j) c(j, i) = c(i, j);
+      }
+    }
+  }
+}
+
+// Rows [i0, i0 + h) of C = A B, lower triangle only, for a product known to be symmetric
+// (X X^T, or two polynomials in the same Gram matrix), mirrored into the upper triangle.
+template <class C, class A, class B>
+void symmetric_product_rows(C& c, const A& a, const B& b, Eigen::Index i0, Eigen::Index h) {
+  if (i0 > 0) c.block(i0, 0, h, i0).noalias() = a.middleRows(i0, h) * b.leftCols(i0);
+  c.block(i0, i0, h, h).template triangularView<Eigen::Lower>() = a.middleRows(i0, h) * b.middleCols(i0, h);
+  mirror_rows(c, i0, i0 + h);
+}
+
+}  // namespace detail
+
 template <class T>
 class NewtonSchulz {
  public:
+  // Singular-value growth a Gram segment may accumulate in Q before X is refreshed (see top).
+  static constexpr double kGramGainLimit = 12.0;
+
   // Replaces x (r x c, row-major) by its approximate polar factor. Zero stays zero.
-  // Buffers are kept between calls, so repeated calls at the same or smaller size do not allocate.
+  // Buffers are kept between calls and only grow, so repeated calls do not allocate.
   void run(MatrixMap<T> x, const NsSchedule& schedule, NsPrescale prescale = NsPrescale::Frobenius,
            T eps = T(1e-7)) {
     if (x.size() == 0) return;
-    const T scale = prescale_norm(x, prescale) + eps;
+    detail::SingleThreadedEigen pin;
+    const T scale = prescale_norm<T>(x, prescale, power_) + eps;
     x /= scale;
     if (x.rows() <= x.cols()) {
       iterate(x, schedule);
@@ -66,46 +219,162 @@ class NewtonSchulz {
     }
   }
 
+  // Threads that share the panels of one call (for a matrix that runs alone); results do not
+  // depend on it. Inside an enclosing OpenMP team keep it at 1.
+  void set_threads(int n) { threads_ = std::max(1, n); }
+  int threads() const { return threads_; }
+  void set_method(NsMethod m) { method_ = m; }
+  NsMethod method() const { return method_; }
+  // The Gram form's restart threshold (see top); for experiments such as bench/tool_ns_accuracy.
+  void set_gram_gain_limit(double limit) { gram_gain_limit_ = limit; }
+  // Whether a wide r x c (r <= c) matrix runs in the Gram form under the current method.
+  bool uses_gram(Eigen::Index r, Eigen::Index c) const {
+    if (method_ == NsMethod::Auto) return 2 * c >= 3 * r;
+    return method_ == NsMethod::Gram;
+  }
+  std::size_t workspace_bytes() const {
+    std::size_t n = 0;
+    for (const auto* s : {&g_, &p_, &q_, &t_, &u_}) n += s->bytes();
+    for (const auto& s : panel_) n += s.bytes();
+    return n;
+  }
+
  private:
   using ColMatrix = Eigen::Matrix<T, Eigen::Dynamic, Eigen::Dynamic>;
   using WideMap = Eigen::Map<ColMatrix, Eigen::Unaligned>;
+  using Index = Eigen::Index;
 
-  T prescale_norm(const MatrixMap<T>& x, NsPrescale p) {
-    switch (p) {
-      case NsPrescale::Frobenius: return x.norm();
-      case NsPrescale::SpectralPower: return spectral_norm_estimate<T>(x, power_);
-      case NsPrescale::SpectralExact: return spectral_norm_exact<T>(x);
+  // Largest |p(s)/s| = |a + b y + c y^2| over y = s^2 in [0, 1.5]: singular values enter a step
+  // at most ~1.2 (the quintic's image of [0, 1]), and this factor is what Q multiplies them by.
+  static double gain(const NsStep& st) {
+    auto f = [&](double y) { return std::abs(st.a + y * (st.b + st.c * y)); };
+    double g = std::max(f(0.0), f(1.5));
+    if (st.c != 0.0) {
+      const double y = -st.b / (2 * st.c);
+      if (y > 0.0 && y < 1.5) g = std::max(g, f(y));
     }
-    return x.norm();
+    return g;
   }
 
-  // X is wide (rows <= cols). X X^T and A A are symmetric: rankUpdate computes one triangle,
-  // halving their cost relative to a general product.
+  template <class F>
+  void parallel_panels(Index count, F&& f) {
+#ifdef _OPENMP
+    if (threads_ > 1 && count > 1) {
+#pragma omp parallel for schedule(dynamic, 1) num_threads(threads_)
+      for (Index i = 0; i < count; ++i) f(i, omp_get_thread_num());
+      return;
+    }
+#endif
+    for (Index i = 0; i < count; ++i) f(i, 0);
+  }
+
+  // C = A B (r x r, symmetric by construction), lower triangle computed and mirrored, in row
+  // panels, biggest (bottom) panels first so that dynamic scheduling balances them.
+  template <class C, class A, class B>
+  void symmetric_product(C& c, const A& a, const B& b) {
+    const Index r = c.rows(), n = detail::panel_count(r, detail::kRowPanel);
+    parallel_panels(n, [&](Index k, int) {
+      const Index i0 = (n - 1 - k) * detail::kRowPanel;
+      detail::symmetric_product_rows(c, a, b, i0, std::min(detail::kRowPanel, r - i0));
+    });
+  }
+
+  // X <- alpha X + B X (alpha = 0: X <- B X), in column panels: panel j of B X needs only
+  // panel j of X, so each panel is updated in place from a per-thread temporary.
+  template <class XMap, class B>
+  void apply_left(XMap& x, const B& b, T alpha) {
+    const Index r = x.rows(), c = x.cols(), n = detail::panel_count(c, detail::kColPanel);
+    if (panel_.size() < std::size_t(threads_)) panel_.resize(std::size_t(threads_));
+    for (auto& s : panel_) s.get(r, std::min(c, detail::kColPanel));  // grow outside the parallel loop
+    parallel_panels(n, [&](Index k, int thread) {
+      const Index j0 = k * detail::kColPanel, w = std::min(detail::kColPanel, c - j0);
+      auto t = panel_[std::size_t(thread)].get(r, w);
+      auto xs = x.middleCols(j0, w);
+      t.noalias() = b * xs;
+      if (alpha == T(0))
+        xs = t;
+      else
+        xs = alpha * xs + t;
+    });
+  }
+
   template <class XMap>
   void iterate(XMap& x, const NsSchedule& schedule) {
-    const Eigen::Index r = x.rows();
-    gram_.resize(r, r);
-    poly_.resize(r, r);
-    prod_.resize(x.rows(), x.cols());
+    if (uses_gram(x.rows(), x.cols()))
+      iterate_gram(x, schedule);
+    else
+      iterate_standard(x, schedule);
+  }
+
+  template <class XMap>
+  void iterate_standard(XMap& x, const NsSchedule& schedule) {
+    const Index r = x.rows();
+    auto a = g_.get(r, r);
+    auto b = p_.get(r, r);
     for (const NsStep& st : schedule.steps) {
-      gram_.setZero();
-      gram_.template selfadjointView<Eigen::Lower>().rankUpdate(x);
-      gram_.template triangularView<Eigen::StrictlyUpper>() = gram_.transpose();
+      symmetric_product(a, x, x.transpose());
       if (st.c != 0.0) {
-        poly_.setZero();
-        poly_.template selfadjointView<Eigen::Lower>().rankUpdate(gram_, T(st.c));
-        poly_.template triangularView<Eigen::Lower>() += T(st.b) * gram_;
-        poly_.template triangularView<Eigen::StrictlyUpper>() = poly_.transpose();
+        symmetric_product(b, a, a);
+        b = T(st.c) * b + T(st.b) * a;
       } else {
-        poly_.noalias() = T(st.b) * gram_;
+        b = T(st.b) * a;
       }
-      prod_.noalias() = poly_ * x;
-      x = T(st.a) * x + prod_;
+      apply_left(x, b, T(st.a));
     }
   }
 
-  ColMatrix gram_, poly_, prod_;
+  // Segments of steps on the Gram matrix, X <- Q X at the end of each.
+  template <class XMap>
+  void iterate_gram(XMap& x, const NsSchedule& schedule) {
+    const Index r = x.rows();
+    const auto& steps = schedule.steps;
+    std::size_t k = 0;
+    while (k < steps.size()) {
+      // The segment [k, end): as many steps as keep the product of gains under the limit.
+      std::size_t end = k + 1;
+      double growth = gain(steps[k]);
+      while (end < steps.size() && growth * gain(steps[end]) <= gram_gain_limit_) growth *= gain(steps[end++]);
+
+      auto g0 = g_.get(r, r);
+      symmetric_product(g0, x, x.transpose());
+      for (std::size_t j = k; j < end; ++j) {
+        const NsStep& st = steps[j];
+        auto g_now = g_.get(r, r);
+        auto p = p_.get(r, r);  // P = a I + b G + c G^2
+        if (st.c != 0.0) {
+          symmetric_product(p, g_now, g_now);
+          p = T(st.c) * p + T(st.b) * g_now;
+        } else {
+          p = T(st.b) * g_now;
+        }
+        p.diagonal().array() += T(st.a);
+        if (j + 1 < end) {  // G <- G P^2 (all three commute: polynomials in the same G)
+          auto p2 = t_.get(r, r);
+          auto g_next = u_.get(r, r);
+          symmetric_product(p2, p, p);
+          symmetric_product(g_next, g_now, p2);
+          swap(g_, u_);
+        }
+        if (j == k) {  // Q <- P Q, with Q = I before the first step
+          swap(q_, p_);
+        } else {
+          auto q = q_.get(r, r);
+          auto q_next = t_.get(r, r);
+          symmetric_product(q_next, p, q);
+          swap(q_, t_);
+        }
+      }
+      apply_left(x, q_.get(r, r), T(0));
+      k = end;
+    }
+  }
+
+  detail::Scratch<T> g_, p_, q_, t_, u_;
+  std::vector<detail::Scratch<T>> panel_;
   PowerIterationWorkspace<T> power_;
+  int threads_ = 1;
+  NsMethod method_ = NsMethod::Auto;
+  double gram_gain_limit_ = kGramGainLimit;
 };
 
 }  // namespace dualopt::linalg

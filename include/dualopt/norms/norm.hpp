@@ -43,6 +43,18 @@ class Norm {
     return std::visit([&](const auto& n) { return n.template dual_norm<T>(m); }, v_);
   }
 
+ private:
+  // Declared above name(), which calls it from a generic lambda: declared below it, clang 14
+  // never instantiates it ("inline function is not defined", then an undefined reference).
+  template <class N>
+  static std::string kind_name(const N&) {
+    if constexpr (std::is_same_v<N, HeadWise>)
+      return "headwise";
+    else
+      return N::kName;
+  }
+
+ public:
   // Stable text saved in checkpoints and shown in errors, e.g. "headwise(12,spectral)".
   std::string name() const {
     if (const auto* h = std::get_if<HeadWise>(&v_))
@@ -65,13 +77,6 @@ class Norm {
   }
 
  private:
-  template <class N>
-  static std::string kind_name(const N&) {
-    if constexpr (std::is_same_v<N, HeadWise>)
-      return "headwise";
-    else
-      return N::kName;
-  }
   Variant v_;
 };
 

@@ -9,6 +9,7 @@ template <class T>
 class Adam : public Optimizer<T> {
  public:
   explicit Adam(AdamConfig config = {}) { main_ = this->template add_group<rules::Adam>(config); }
+  std::string kind() const override { return "adam"; }
   void add(const std::string& name, T* param, T* grad, const Shape& shape, norms::Norm norm = norms::null()) {
     this->add_to_group(main_, name, param, grad, shape, std::move(norm));
   }
@@ -28,6 +29,7 @@ template <class T>
 class AdamW : public Adam<T> {
  public:
   explicit AdamW(AdamConfig config = adamw_defaults()) : Adam<T>(config) {}
+  std::string kind() const override { return "adamw"; }
 };
 
 }  // namespace dualopt

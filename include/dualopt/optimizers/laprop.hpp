@@ -9,6 +9,7 @@ template <class T>
 class LaProp : public Optimizer<T> {
  public:
   explicit LaProp(LaPropConfig config = {}) { main_ = this->template add_group<rules::LaProp>(config); }
+  std::string kind() const override { return "laprop"; }
   void add(const std::string& name, T* param, T* grad, const Shape& shape, norms::Norm norm = norms::null()) {
     this->add_to_group(main_, name, param, grad, shape, std::move(norm));
   }

@@ -10,6 +10,7 @@ template <class T>
 class Mango : public Optimizer<T> {
  public:
   explicit Mango(MangoConfig config = {}) { main_ = this->template add_group<rules::Mango>(config); }
+  std::string kind() const override { return "mango"; }
   void add(const std::string& name, T* param, T* grad, const Shape& shape, norms::Norm norm) {
     this->add_to_group(main_, name, param, grad, shape, std::move(norm));
   }

@@ -13,6 +13,7 @@ class Muon : public WithAuxAdamW<T> {
     main_ = this->template add_group<rules::Momentum>(config);
     this->make_aux(aux);
   }
+  std::string kind() const override { return "muon"; }
   void add(const std::string& name, T* param, T* grad, const Shape& shape) {
     norms::Spectral s;
     s.schedule = linalg::NsSchedule::quintic(config().ns_steps);

@@ -13,6 +13,7 @@ class SoapMuon : public WithAuxAdamW<T> {
     main_ = this->template add_group<rules::Soap>(config);
     this->make_aux(aux);
   }
+  std::string kind() const override { return "soap_muon"; }
   void add(const std::string& name, T* param, T* grad, const Shape& shape) {
     this->add_to_group(main_, name, param, grad, shape, norms::null());
   }

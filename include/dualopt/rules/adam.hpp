@@ -16,6 +16,17 @@ struct AdamConfig {
   double eps = 1e-8;
   double weight_decay = 0.0;  // decoupled (AdamW); Adam in PyTorch couples it, we never do
   double offset_beta = 0.0;   // offset momentum wrapper, 0 = off
+
+  // Every field by name, for checkpoints: the names are part of the file format.
+  template <class F>
+  void for_each_field(F&& f) {
+    f("lr", lr);
+    f("beta1", beta1);
+    f("beta2", beta2);
+    f("eps", eps);
+    f("weight_decay", weight_decay);
+    f("offset_beta", offset_beta);
+  }
 };
 
 namespace rules {
@@ -41,6 +52,8 @@ struct Adam {
 
   // Direction for elements [begin, begin + n); g and d point at element `begin`.
   // Same operation order as torch.optim.Adam: m / bc1 / (sqrt(v) / sqrt(bc2) + eps).
+  // This is the readable reference; step() runs Kernel below, tested against it
+  // (tests/test_kernels.cpp).
   template <class T>
   static void direction(const Config& c, State<T>& s, const T* g, T* d, std::size_t begin, std::size_t n,
                         std::int64_t t) {
@@ -53,6 +66,30 @@ struct Adam {
     v = b2 * v + (T(1) - b2) * grad.square();
     out = (m / bc1) / (v.sqrt() / sqrt_bc2 + T(c.eps));
   }
+
+  // direction() one element at a time, the same operations in the same order, so that the
+  // optimizer fuses it with the update into one sweep over memory (G, m, v, W read once).
+  // The square root sits between two stages: the sweep takes it for a whole block at once
+  // (detail::sqrt_in_place), because std::sqrt in a loop does not vectorize (it may set
+  // errno) and Eigen's vectorized float sqrt is an approximation its scalar tail does not share.
+  template <class T>
+  struct Kernel {
+    static constexpr bool kSqrt = true;
+    T b1, b2, bc1, sqrt_bc2, eps;
+    T* m;
+    T* v;
+    Kernel(const Config& c, State<T>& s, std::int64_t t)
+        : b1(T(c.beta1)), b2(T(c.beta2)), bc1(T(1 - std::pow(c.beta1, double(t)))),
+          sqrt_bc2(T(std::sqrt(1 - std::pow(c.beta2, double(t))))), eps(T(c.eps)), m(s.m.data()), v(s.v.data()) {}
+    // Element i of the tensor with gradient g: updates the moments, returns what needs a sqrt.
+    T pre(std::size_t i, T g) const {
+      m[i] = b1 * m[i] + (T(1) - b1) * g;
+      v[i] = b2 * v[i] + (T(1) - b2) * (g * g);
+      return v[i];
+    }
+    // The direction, given root = sqrt(pre(i, g)).
+    T post(std::size_t i, T, T root) const { return (m[i] / bc1) / (root / sqrt_bc2 + eps); }
+  };
 };
 
 }  // namespace rules

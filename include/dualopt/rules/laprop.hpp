@@ -16,6 +16,17 @@ struct LaPropConfig {
   double eps = 1e-15;
   double weight_decay = 0.0;
   double offset_beta = 0.0;
+
+  // Every field by name, for checkpoints: the names are part of the file format.
+  template <class F>
+  void for_each_field(F&& f) {
+    f("lr", lr);
+    f("beta1", beta1);
+    f("beta2", beta2);
+    f("eps", eps);
+    f("weight_decay", weight_decay);
+    f("offset_beta", offset_beta);
+  }
 };
 
 namespace rules {
@@ -51,6 +62,27 @@ struct LaProp {
     m = b1 * m + (T(1) - b1) * grad / (v.sqrt() / sqrt_bc2 + T(c.eps));
     out = m / bc1;
   }
+
+  // direction() one element at a time, same operations and order: what step() runs, fused
+  // with the update (see rules/adam.hpp); tested against direction() in tests/test_kernels.cpp.
+  template <class T>
+  struct Kernel {
+    static constexpr bool kSqrt = true;
+    T b1, b2, bc1, sqrt_bc2, eps;
+    T* m;
+    T* v;
+    Kernel(const Config& c, State<T>& s, std::int64_t t)
+        : b1(T(c.beta1)), b2(T(c.beta2)), bc1(T(1 - std::pow(c.beta1, double(t)))),
+          sqrt_bc2(T(std::sqrt(1 - std::pow(c.beta2, double(t))))), eps(T(c.eps)), m(s.m.data()), v(s.v.data()) {}
+    T pre(std::size_t i, T g) const {
+      v[i] = b2 * v[i] + (T(1) - b2) * (g * g);
+      return v[i];
+    }
+    T post(std::size_t i, T g, T root) const {
+      m[i] = b1 * m[i] + ((T(1) - b1) * g) / (root / sqrt_bc2 + eps);
+      return m[i] / bc1;
+    }
+  };
 };
 
 }  // namespace rules

@@ -20,6 +20,20 @@ struct MangoConfig {
   double weight_decay = 0.0;
   double offset_beta = 0.99;  // offset momentum, on by default
   int ns_steps = 6;
+
+  // Every field by name, for checkpoints: the names are part of the file format.
+  template <class F>
+  void for_each_field(F&& f) {
+    f("lr", lr);
+    f("beta1", beta1);
+    f("beta2", beta2);
+    f("eps", eps);
+    f("nesterov", nesterov);
+    f("ema", ema);
+    f("weight_decay", weight_decay);
+    f("offset_beta", offset_beta);
+    f("ns_steps", ns_steps);
+  }
 };
 
 namespace rules {
@@ -59,6 +73,29 @@ struct Mango {
     else
       out = m;
   }
+
+  // direction() one element at a time, same operations and order: what step() runs, fused
+  // with the update (see rules/adam.hpp); tested against direction() in tests/test_kernels.cpp.
+  template <class T>
+  struct Kernel {
+    static constexpr bool kSqrt = true;
+    T b1, b2, g_weight, p_weight, eps;
+    bool nesterov;
+    T* m;
+    T* v;
+    Kernel(const Config& c, State<T>& s, std::int64_t)
+        : b1(T(c.beta1)), b2(T(c.beta2)), g_weight(c.ema ? T(1) - T(c.beta2) : T(1)),
+          p_weight(c.ema ? T(1) - T(c.beta1) : T(1)), eps(T(c.eps)), nesterov(c.nesterov), m(s.m.data()), v(s.v.data()) {}
+    T pre(std::size_t i, T g) const {
+      v[i] = b2 * v[i] + g_weight * (g * g);
+      return v[i];
+    }
+    T post(std::size_t i, T g, T root) const {
+      const T p = g / (root + eps);  // P, the preconditioned gradient
+      m[i] = b1 * m[i] + p_weight * p;
+      return nesterov ? p_weight * p + b1 * m[i] : m[i];
+    }
+  };
 };
 
 }  // namespace rules

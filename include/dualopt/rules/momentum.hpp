@@ -15,6 +15,17 @@ struct MuonConfig {
   double weight_decay = 0.0;
   double offset_beta = 0.0;
   int ns_steps = 5;
+
+  // Every field by name, for checkpoints: the names are part of the file format.
+  template <class F>
+  void for_each_field(F&& f) {
+    f("lr", lr);
+    f("beta", beta);
+    f("nesterov", nesterov);
+    f("weight_decay", weight_decay);
+    f("offset_beta", offset_beta);
+    f("ns_steps", ns_steps);
+  }
 };
 
 namespace rules {
@@ -49,6 +60,21 @@ struct Momentum {
     else
       out = b;
   }
+
+  // direction() one element at a time, same operations and order: what step() runs, fused
+  // with the update (see rules/adam.hpp); tested against direction() in tests/test_kernels.cpp.
+  template <class T>
+  struct Kernel {
+    static constexpr bool kSqrt = false;  // post() alone, called with root = 0
+    T beta;
+    bool nesterov;
+    T* buf;
+    Kernel(const Config& c, State<T>& s, std::int64_t) : beta(T(c.beta)), nesterov(c.nesterov), buf(s.buf.data()) {}
+    T post(std::size_t i, T g, T) const {
+      buf[i] = beta * buf[i] + (T(1) - beta) * g;
+      return nesterov ? (T(1) - beta) * g + beta * buf[i] : buf[i];
+    }
+  };
 };
 
 }  // namespace rules

@@ -30,6 +30,24 @@ struct SoapMuonConfig {
   std::size_t max_precond_dim = 10000;  // a larger side skips the rotation (see below)
   double weight_decay = 0.0;
   double offset_beta = 0.0;
+
+  // Every field by name, for checkpoints: the names are part of the file format.
+  template <class F>
+  void for_each_field(F&& f) {
+    f("lr", lr);
+    f("beta1", beta1);
+    f("beta2", beta2);
+    f("shampoo_beta", shampoo_beta);
+    f("eps", eps);
+    f("nesterov", nesterov);
+    f("precondition_frequency", precondition_frequency);
+    f("ns_steps", ns_steps);
+    f("cubic_steps", cubic_steps);
+    f("sqrt_correction", sqrt_correction);
+    f("max_precond_dim", max_precond_dim);
+    f("weight_decay", weight_decay);
+    f("offset_beta", offset_beta);
+  }
 };
 
 namespace rules {
@@ -84,9 +102,10 @@ struct Soap {
   static bool direction(const Config& c, State<T>& st, const T* g, T* d, const Shape& shape, std::int64_t t,
                         Workspace<T>& ws) {
     const std::size_t per = shape.matrix_size();
+    bool updated = true;  // every stacked matrix must build its basis on the first call
     for (std::size_t b = 0; b < shape.batch(); ++b)
-      if (!direction_one(c, st, b, g + b * per, d + b * per, shape, t, ws)) return false;
-    return true;
+      updated = direction_one(c, st, b, g + b * per, d + b * per, shape, t, ws) && updated;
+    return updated;
   }
 
  private:

@@ -1,0 +1,225 @@
+// Newton-Schulz (5 quintic steps, float) on the shapes of issue 4, next to the limits and
+// alternatives measured in the same process:
+//   ours      dualopt::linalg::NewtonSchulz<float>::run (Gram form when aspect >= 1.5)
+//   standard  the same object forced to the standard form (3 products per step, symmetric
+//             ones halved), to show what the Gram form adds
+//   gemm      one plain Eigen GEMM C = A B with A r x r and B r x c (the iteration's biggest
+//             product): Eigen's own rate, the bar for our effective rate
+//   ref       newton_schulz_reference: the reference loop transcribed plainly (three products
+//             per step, fresh temporaries), Eigen threading its GEMMs itself
+//   svd       the exact polar factor through BDCSVD (linalg::polar_factor)
+// Each at 1 and 2 threads (svd: 2 only). Effective rate = naive flops / time, with the naive
+// count 4 r^2 c + 2 r^3 per step (r <= c). The "heads" shape is a batch of 36 blocks of 64 x 768
+// (Mango's head-wise QKV): the batch is spread over threads one block per task, as the optimizer
+// does. After the runs a summary table prints ratios (min time over repetitions).
+//
+//   bench_newton_schulz --benchmark_repetitions=3 --benchmark_enable_random_interleaving=true
+// With --benchmark_format=json the summary goes to stderr so stdout stays valid JSON.
+#include <dualopt/linalg/newton_schulz.hpp>
+#include <dualopt/linalg/polar.hpp>
+
+#include <benchmark/benchmark.h>
+
+#include <algorithm>
+#include <cstdio>
+#include <cstring>
+#include <functional>
+#include <limits>
+#include <map>
+#include <memory>
+#include <random>
+#include <string>
+#include <vector>
+
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
+namespace {
+
+using T = float;
+using dualopt::Matrix;
+using dualopt::MatrixMap;
+using dualopt::linalg::NewtonSchulz;
+using dualopt::linalg::NsMethod;
+using dualopt::linalg::NsSchedule;
+
+struct Case {
+  const char* name;
+  Eigen::Index rows, cols;
+  int batch;  // independent matrices of rows x cols
+  bool big;   // the exact SVD runs once (1 iteration) instead of for the minimum time
+};
+const Case kCases[] = {
+    {"768x768", 768, 768, 1, false},     {"768x3072", 768, 3072, 1, false}, {"3072x768", 3072, 768, 1, false},
+    {"1024x4096", 1024, 4096, 1, true},  {"2048x2048", 2048, 2048, 1, true}, {"heads36x64x768", 64, 768, 36, false},
+};
+const int kSteps = 5;
+
+double naive_flops(const Case& c) {
+  const double r = double(std::min(c.rows, c.cols)), n = double(std::max(c.rows, c.cols));
+  return double(c.batch) * kSteps * (4 * r * r * n + 2 * r * r * r);
+}
+
+Matrix<T> gaussian(Eigen::Index r, Eigen::Index c, std::uint64_t seed) {
+  std::mt19937_64 rng(seed);
+  std::normal_distribution<float> nd;
+  Matrix<T> m(r, c);
+  for (Eigen::Index i = 0; i < m.size(); ++i) m.data()[i] = nd(rng);
+  return m;
+}
+
+// Runs f(block) over the batch: one block per task on `threads` threads.
+void over_batch(int batch, int threads, const std::function<void(int, int)>& f) {
+#pragma omp parallel for schedule(dynamic, 1) num_threads(threads)
+  for (int b = 0; b < batch; ++b) {
+#ifdef _OPENMP
+    f(b, omp_get_thread_num());
+#else
+    f(b, 0);
+#endif
+  }
+}
+
+enum class Kind { Ours, Standard, Gemm, Ref, Svd };
+const char* kind_name(Kind k) {
+  switch (k) {
+    case Kind::Ours: return "ours";
+    case Kind::Standard: return "standard";
+    case Kind::Gemm: return "gemm";
+    case Kind::Ref: return "ref";
+    case Kind::Svd: return "svd";
+  }
+  return "?";
+}
+
+void run_case(benchmark::State& state, const Case& c, Kind kind, int threads) {
+  Eigen::setNbThreads(threads);  // only the Eigen-threaded baselines (gemm, ref, svd on one matrix) use it
+  const std::size_t per = std::size_t(c.rows * c.cols);
+  Matrix<T> x = gaussian(c.rows * c.batch, c.cols, 1);  // the batch stacked by rows
+  const NsSchedule sched = NsSchedule::quintic(kSteps);
+  std::vector<NewtonSchulz<T>> ns(std::size_t(std::max(threads, 1)));
+  for (auto& n : ns) {
+    n.set_method(kind == Kind::Standard ? NsMethod::Standard : NsMethod::Auto);
+    if (c.batch == 1) n.set_threads(threads);
+  }
+  const Eigen::Index r = std::min(c.rows, c.cols), n = std::max(c.rows, c.cols);
+  Eigen::MatrixXf ga = Eigen::MatrixXf::Random(r, r), gb = Eigen::MatrixXf::Random(r, n), gc(r, n);
+  std::vector<Eigen::MatrixXf> gcs(std::size_t(c.batch), Eigen::MatrixXf(r, n));
+
+  // NS runs in place on its own output: the work per call does not depend on the values.
+  auto block = [&](int b) { return MatrixMap<T>(x.data() + std::size_t(b) * per, c.rows, c.cols); };
+  for (auto _ : state) {
+    switch (kind) {
+      case Kind::Ours:
+      case Kind::Standard:
+        if (c.batch == 1)
+          ns[0].run(block(0), sched);
+        else
+          over_batch(c.batch, threads, [&](int b, int t) { ns[std::size_t(t)].run(block(b), sched); });
+        break;
+      case Kind::Gemm:
+        if (c.batch == 1)
+          gc.noalias() = ga * gb;
+        else
+          over_batch(c.batch, threads, [&](int b, int) { gcs[std::size_t(b)].noalias() = ga * gb; });
+        break;
+      case Kind::Ref:
+        if (c.batch == 1)
+          dualopt::linalg::newton_schulz_reference<T>(block(0), sched);
+        else
+          over_batch(c.batch, threads, [&](int b, int) { dualopt::linalg::newton_schulz_reference<T>(block(b), sched); });
+        break;
+      case Kind::Svd:
+        if (c.batch == 1)
+          dualopt::linalg::polar_factor<T>(block(0));
+        else
+          over_batch(c.batch, threads, [&](int b, int) { dualopt::linalg::polar_factor<T>(block(b)); });
+        break;
+    }
+    benchmark::DoNotOptimize(x.data());
+    benchmark::DoNotOptimize(gc.data());
+    benchmark::ClobberMemory();
+  }
+  const double flops = kind == Kind::Gemm ? 2.0 * double(r) * double(r) * double(n) * c.batch : naive_flops(c);
+  if (kind != Kind::Svd) state.counters["GFLOP/s"] = benchmark::Counter(flops * 1e-9, benchmark::Counter::kIsIterationInvariantRate);
+  Eigen::setNbThreads(0);
+}
+
+// Passes every run to the normal display and keeps the fastest time per benchmark name.
+class Collector : public benchmark::BenchmarkReporter {
+ public:
+  explicit Collector(benchmark::BenchmarkReporter* display) : display_(display) {}
+  bool ReportContext(const Context& c) override { return display_->ReportContext(c); }
+  void ReportRuns(const std::vector<Run>& runs) override {
+    display_->ReportRuns(runs);
+    for (const Run& r : runs) {
+      if (r.error_occurred || (r.run_type == Run::RT_Aggregate && r.aggregate_name != "min")) continue;
+      const double s = r.GetAdjustedRealTime() / benchmark::GetTimeUnitMultiplier(r.time_unit);
+      auto it = best_.find(r.run_name.function_name);
+      if (it == best_.end() || s < it->second) best_[r.run_name.function_name] = s;
+    }
+  }
+  void Finalize() override { display_->Finalize(); }
+  // Seconds per iteration, or NaN if that benchmark did not run (filtered out).
+  double seconds(const std::string& name) const {
+    auto it = best_.find(name);
+    return it == best_.end() ? std::numeric_limits<double>::quiet_NaN() : it->second;
+  }
+
+ private:
+  benchmark::BenchmarkReporter* display_;
+  std::map<std::string, double> best_;
+};
+
+std::string bench_name(const Case& c, Kind k, int threads) {
+  return std::string("ns/") + c.name + "/" + kind_name(k) + "/threads:" + std::to_string(threads);
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  benchmark::Initialize(&argc, argv);
+  if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
+  bool json = false;
+  for (int i = 1; i < argc; ++i)
+    if (std::strstr(argv[i], "--benchmark_format=json")) json = true;
+
+  auto min_stat = [](const std::vector<double>& v) { return *std::min_element(v.begin(), v.end()); };
+  for (const Case& c : kCases) {
+    for (Kind k : {Kind::Ours, Kind::Standard, Kind::Gemm, Kind::Ref, Kind::Svd}) {
+      if (k == Kind::Standard && c.rows == c.cols) continue;  // square: Auto already is the standard form
+      for (int t : {1, 2}) {
+        if (k == Kind::Svd && t == 1) continue;
+        auto* b = benchmark::RegisterBenchmark(bench_name(c, k, t).c_str(),
+                                               [&c, k, t](benchmark::State& s) { run_case(s, c, k, t); });
+        b->Unit(benchmark::kMillisecond)->UseRealTime()->ComputeStatistics("min", min_stat);
+        if (k == Kind::Svd && c.big) b->Iterations(1);
+      }
+    }
+  }
+  std::unique_ptr<benchmark::BenchmarkReporter> display(benchmark::CreateDefaultDisplayReporter());
+  Collector collector(display.get());
+  benchmark::RunSpecifiedBenchmarks(&collector);
+
+  FILE* out = json ? stderr : stdout;
+  std::fprintf(out,
+               "\nSummary (float, %d quintic steps; min over repetitions; eff = naive flops / time)\n"
+               "%-15s %8s %8s %8s %8s %8s %9s %8s %8s %8s %8s\n",
+               kSteps, "shape", "ours1 ms", "ours2 ms", "eff2 GF", "gemm2 GF", "eff/gemm", "std2/ours", "ref2 ms",
+               "ref/ours", "svd ms", "svd/ours");
+  for (const Case& c : kCases) {
+    const double o1 = collector.seconds(bench_name(c, Kind::Ours, 1)), o2 = collector.seconds(bench_name(c, Kind::Ours, 2));
+    const double g2 = collector.seconds(bench_name(c, Kind::Gemm, 2));
+    const double gemm_flops = 2.0 * double(std::min(c.rows, c.cols)) * double(std::min(c.rows, c.cols)) *
+                              double(std::max(c.rows, c.cols)) * c.batch;
+    const double s2 = c.rows == c.cols ? o2 : collector.seconds(bench_name(c, Kind::Standard, 2));
+    const double ref2 = collector.seconds(bench_name(c, Kind::Ref, 2)), svd = collector.seconds(bench_name(c, Kind::Svd, 2));
+    const double eff = naive_flops(c) / o2 * 1e-9, gemm = gemm_flops / g2 * 1e-9;
+    std::fprintf(out, "%-15s %8.1f %8.1f %8.1f %8.1f %8.2f %9.2f %8.1f %8.2f %8.0f %8.1f\n", c.name, o1 * 1e3, o2 * 1e3,
+                 eff, gemm, eff / gemm, s2 / o2, ref2 * 1e3, ref2 / o2, svd * 1e3, svd / o2);
+  }
+  std::fprintf(out, "(1-thread columns: ours1 vs gemm1 in the benchmark lines above)\n");
+  benchmark::Shutdown();
+  return 0;
+}

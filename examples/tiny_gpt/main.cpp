@@ -1,0 +1,327 @@
+// tiny_gpt: trains the same small character-level GPT on Debian's fortune cookies with
+// several optimizers (same init, same batches, same step budget) and compares validation loss.
+//
+//   tiny_gpt [--steps N] [--batch B] [--layers L] [--dim D] [--heads H] [--ctx T]
+//            [--optimizers adamw,muon,mango] [--out DIR] [--threads N] [--data FILE_OR_DIR] ...
+//
+// Writes DIR/val_loss.csv, DIR/train_loss.csv, DIR/summary.csv, DIR/val_loss.svg,
+// DIR/train_loss.svg and prints a results table and a text sample from the best model.
+#include <Eigen/Core>
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <exception>
+#include <filesystem>
+#include <iostream>
+#include <limits>
+#include <memory>
+#include <sstream>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#if defined(_OPENMP)
+#include <omp.h>
+#endif
+
+#include "../common/curve.hpp"
+#include "../common/report.hpp"
+#include "../common/svg_plot.hpp"
+#include "data.hpp"
+#include "model.hpp"
+#include "optimizers.hpp"
+
+namespace {
+
+using tiny_gpt::GPT;
+using Clock = std::chrono::steady_clock;
+
+struct Options {
+  std::string data;  // empty: the Debian fortune directory
+  std::string out = "examples/results/tiny_gpt";
+  std::vector<std::string> optimizers{"adamw", "muon", "mango"};
+  int steps = 600;
+  int batch = 16;
+  int layers = 4;
+  int dim = 128;
+  int heads = 4;
+  int ctx = 128;
+  // One thread by default: Eigen's parallel GEMM spin-waits, so on cores shared with other
+  // work two threads can run ten times slower than one. Pass --threads 2 on an idle machine.
+  int threads = 1;
+  int eval_every = 50;
+  int eval_batches = 8;
+  int warmup = -1;  // -1: 5% of the steps
+  int sample_chars = 400;
+  std::uint64_t seed = 1337;
+  tiny_gpt::LearningRates lr;
+};
+
+std::vector<std::string> split_list(const std::string& s) {
+  std::vector<std::string> out;
+  std::stringstream ss(s);
+  for (std::string item; std::getline(ss, item, ',');)
+    if (!item.empty()) out.push_back(item);
+  return out;
+}
+
+void print_usage() {
+  std::cerr << "usage: tiny_gpt [options]\n"
+               "  --data FILE_OR_DIR   text to train on (default /usr/share/games/fortunes)\n"
+               "  --steps N            optimizer steps per run (default 600)\n"
+               "  --batch B            sequences per batch (default 16)\n"
+               "  --layers L --dim D --heads H --ctx T   model size (default 4, 128, 4, 128)\n"
+               "  --optimizers LIST    comma-separated subset of adamw,muon,mango (default all)\n"
+               "  --lr-adamw X --lr-muon X --lr-muon-aux X --lr-mango X\n"
+               "                       learning rates (default 6e-3, 0.02, 3e-3 for Muon's AdamW part, 0.01)\n"
+               "  --warmup N           linear warmup steps before cosine decay (default 5% of steps)\n"
+               "  --eval-every K       validation every K steps (default 50)\n"
+               "  --eval-batches N     fixed validation batches (default 8)\n"
+               "  --seed S             init, batch and sampling seed (default 1337)\n"
+               "  --sample N           characters to generate at the end (default 400, 0 = none)\n"
+               "  --threads N          OpenMP/Eigen threads (default 1; 2 helps only on an idle machine)\n"
+               "  --out DIR            where CSV and SVG go (default examples/results/tiny_gpt)\n";
+}
+
+Options parse_args(int argc, char** argv) {
+  Options o;
+  for (int i = 1; i < argc; ++i) {
+    const std::string a = argv[i];
+    if (a == "-h" || a == "--help") {
+      print_usage();
+      std::exit(0);
+    }
+    if (i + 1 >= argc) throw std::invalid_argument("missing value after " + a);
+    const std::string v = argv[++i];
+    const auto as_int = [&]() {
+      std::size_t pos = 0;
+      const int x = std::stoi(v, &pos);
+      if (pos != v.size()) throw std::invalid_argument(a + " expects an integer, got " + v);
+      return x;
+    };
+    if (a == "--data") o.data = v;
+    else if (a == "--out") o.out = v;
+    else if (a == "--optimizers") o.optimizers = split_list(v);
+    else if (a == "--steps") o.steps = as_int();
+    else if (a == "--batch") o.batch = as_int();
+    else if (a == "--layers") o.layers = as_int();
+    else if (a == "--dim") o.dim = as_int();
+    else if (a == "--heads") o.heads = as_int();
+    else if (a == "--ctx") o.ctx = as_int();
+    else if (a == "--threads") o.threads = as_int();
+    else if (a == "--eval-every") o.eval_every = as_int();
+    else if (a == "--eval-batches") o.eval_batches = as_int();
+    else if (a == "--warmup") o.warmup = as_int();
+    else if (a == "--sample") o.sample_chars = as_int();
+    else if (a == "--seed") o.seed = std::stoull(v);
+    else if (a == "--lr-adamw") o.lr.adamw = std::stod(v);
+    else if (a == "--lr-muon") o.lr.muon = std::stod(v);
+    else if (a == "--lr-muon-aux") o.lr.muon_aux = std::stod(v);
+    else if (a == "--lr-mango") o.lr.mango = std::stod(v);
+    else throw std::invalid_argument("unknown option " + a + " (see --help)");
+  }
+  if (o.steps <= 0 || o.batch <= 0 || o.ctx <= 0 || o.eval_every <= 0 || o.eval_batches <= 0 || o.threads <= 0)
+    throw std::invalid_argument("--steps, --batch, --ctx, --eval-every, --eval-batches and --threads must be positive");
+  if (o.optimizers.empty()) throw std::invalid_argument("--optimizers is empty");
+  if (o.warmup < 0) o.warmup = std::max(1, o.steps / 20);
+  return o;
+}
+
+double seconds_since(Clock::time_point t0) { return std::chrono::duration<double>(Clock::now() - t0).count(); }
+
+double mean_loss(GPT<float>& model, const std::vector<tiny_gpt::Batch>& batches) {
+  double sum = 0;
+  for (const auto& b : batches) sum += model.forward(b.inputs.data(), b.targets.data(), b.B, b.T);
+  return sum / static_cast<double>(batches.size());
+}
+
+struct RunResult {
+  std::string name;
+  std::string lr;
+  double initial_val = 0;
+  double final_val = 0;
+  double best_val = 0;
+  double seconds = 0;
+  double tokens_per_second = 0;
+  examples::Curve val, train;
+  std::unique_ptr<GPT<float>> model;
+};
+
+RunResult train_one(const std::string& name, const Options& o, const tiny_gpt::GPTConfig& cfg,
+                    const tiny_gpt::Corpus& corpus, const std::vector<tiny_gpt::Batch>& val_batches) {
+  RunResult r;
+  r.name = name;
+  r.val.name = name;
+  r.train.name = name;
+  r.model = std::make_unique<GPT<float>>(cfg, o.seed);
+  GPT<float>& model = *r.model;
+  tiny_gpt::OptimizerHandle opt = tiny_gpt::make_optimizer(name, model, o.lr, o.steps, o.warmup);
+  r.lr = opt.lr_text;
+  tiny_gpt::BatchSampler sampler(corpus.train, o.batch, o.ctx, o.seed);  // same batches for every optimizer
+  tiny_gpt::Batch batch;
+
+  r.initial_val = mean_loss(model, val_batches);
+  r.val.points.emplace_back(0.0, r.initial_val);
+  r.best_val = r.initial_val;
+  std::fprintf(stderr, "%-6s step %5d/%d  val %.4f\n", name.c_str(), 0, o.steps, r.initial_val);
+
+  double train_seconds = 0, recent_loss = 0;
+  int recent = 0;
+  const auto t_run = Clock::now();
+  for (int step = 1; step <= o.steps; ++step) {
+    const auto t0 = Clock::now();
+    sampler.next(batch);
+    model.zero_grad();
+    const double loss = model.forward(batch.inputs.data(), batch.targets.data(), batch.B, batch.T);
+    if (!std::isfinite(loss)) {
+      std::fprintf(stderr, "%-6s step %5d: training loss is %f, stopping this run\n", name.c_str(), step, loss);
+      r.final_val = loss;
+      break;
+    }
+    model.backward();
+    try {
+      opt.step();
+    } catch (const std::exception& e) {  // e.g. dualopt's non-finite gradient check
+      std::fprintf(stderr, "%-6s step %5d: %s; stopping this run\n", name.c_str(), step, e.what());
+      r.final_val = std::numeric_limits<double>::quiet_NaN();
+      break;
+    }
+    train_seconds += seconds_since(t0);
+
+    r.train.points.emplace_back(step, loss);
+    recent_loss += loss;
+    ++recent;
+    if (step % o.eval_every == 0 || step == o.steps) {
+      const double val = mean_loss(model, val_batches);
+      r.val.points.emplace_back(step, val);
+      r.final_val = val;
+      r.best_val = std::min(r.best_val, val);
+      const double tok = static_cast<double>(step) * o.batch * o.ctx;
+      std::fprintf(stderr, "%-6s step %5d/%d  train %.4f  val %.4f  %6.0f tok/s  %6.1f s\n", name.c_str(), step,
+                   o.steps, recent_loss / recent, val, tok / train_seconds, seconds_since(t_run));
+      recent_loss = 0;
+      recent = 0;
+    }
+  }
+  r.seconds = seconds_since(t_run);
+  r.tokens_per_second = static_cast<double>(r.train.points.size()) * o.batch * o.ctx / std::max(train_seconds, 1e-9);
+  return r;
+}
+
+// Temperature sampling from a fixed seed, starting a fresh fortune after the "%" separator.
+std::string generate(GPT<float>& model, const tiny_gpt::Corpus& corpus, int n_chars, std::uint64_t seed,
+                     double temperature = 0.8) {
+  std::vector<int> ids = corpus.encode("%\n");
+  if (ids.empty()) ids.push_back(0);
+  const std::size_t prompt = ids.size();
+  const int ctx = model.config().block_size, V = model.config().vocab_size;
+  tiny_gpt::SplitMix64 rng(seed);
+  std::vector<double> p(static_cast<std::size_t>(V));
+  for (int n = 0; n < n_chars; ++n) {
+    const std::size_t len = std::min(ids.size(), static_cast<std::size_t>(ctx));
+    const int* window = ids.data() + (ids.size() - len);
+    model.forward(window, nullptr, 1, static_cast<int>(len));
+    const float* z = model.logits(static_cast<Eigen::Index>(len) - 1);
+    double mx = -std::numeric_limits<double>::infinity(), sum = 0;
+    for (int v = 0; v < V; ++v) mx = std::max(mx, static_cast<double>(z[v]) / temperature);
+    for (int v = 0; v < V; ++v) sum += p[static_cast<std::size_t>(v)] = std::exp(z[v] / temperature - mx);
+    double u = rng.uniform() * sum;
+    int next = V - 1;
+    for (int v = 0; v < V; ++v) {
+      u -= p[static_cast<std::size_t>(v)];
+      if (u < 0) {
+        next = v;
+        break;
+      }
+    }
+    ids.push_back(next);
+  }
+  return corpus.decode(std::vector<int>(ids.begin() + static_cast<std::ptrdiff_t>(prompt), ids.end()));
+}
+
+int run(int argc, char** argv) {
+  const Options o = parse_args(argc, argv);
+#if defined(_OPENMP)
+  omp_set_num_threads(o.threads);
+#endif
+  Eigen::setNbThreads(o.threads);
+
+  const tiny_gpt::Corpus corpus = tiny_gpt::load_corpus(o.data);
+  std::fprintf(stderr, "data: %zu file(s), %zu bytes, vocab %d, train %zu / val %zu tokens\n", corpus.files.size(),
+               corpus.total_bytes, corpus.vocab_size(), corpus.train.size(), corpus.val.size());
+
+  tiny_gpt::GPTConfig cfg;
+  cfg.vocab_size = corpus.vocab_size();
+  cfg.block_size = o.ctx;
+  cfg.n_layer = o.layers;
+  cfg.n_head = o.heads;
+  cfg.n_embd = o.dim;
+  const auto val_batches = tiny_gpt::evenly_spaced_batches(corpus.val, o.eval_batches, o.batch, o.ctx);
+  {
+    const GPT<float> probe(cfg, o.seed);
+    std::fprintf(stderr, "model: %d layers, dim %d, %d heads, context %d, %zu parameters; %d steps of %d x %d tokens\n",
+                 cfg.n_layer, cfg.n_embd, cfg.n_head, cfg.block_size, probe.num_parameters(), o.steps, o.batch, o.ctx);
+  }
+
+  std::vector<RunResult> results;
+  for (const auto& name : o.optimizers) results.push_back(train_one(name, o, cfg, corpus, val_batches));
+
+  examples::Table table({"optimizer", "lr", "val@0", "final val", "best val", "time s", "tok/s"});
+  for (const auto& r : results)
+    table.add_row({r.name, r.lr, examples::fmt(r.initial_val, 4), examples::fmt(r.final_val, 4),
+                   examples::fmt(r.best_val, 4), examples::fmt(r.seconds, 1), examples::fmt(r.tokens_per_second, 0)});
+  std::cout << '\n';
+  table.print(std::cout);
+
+  std::filesystem::create_directories(o.out);
+  std::vector<examples::Curve> val_curves, train_curves;
+  for (const auto& r : results) {
+    val_curves.push_back(r.val);
+    train_curves.push_back(examples::moving_average(r.train, 20));
+  }
+  const std::filesystem::path out(o.out);
+  examples::write_curves_csv((out / "val_loss.csv").string(), val_curves, "optimizer", "val_loss");
+  examples::write_curves_csv((out / "train_loss.csv").string(), train_curves, "optimizer", "train_loss_ma20");
+  examples::write_table_csv((out / "summary.csv").string(), table);
+  examples::PlotOptions plot;
+  plot.title = "tiny GPT on fortunes: validation loss";
+  plot.y_label = "val loss (nats/char)";
+  examples::write_svg((out / "val_loss.svg").string(), val_curves, plot);
+  plot.title = "tiny GPT on fortunes: training loss (moving average of 20 steps)";
+  plot.y_label = "train loss (nats/char)";
+  examples::write_svg((out / "train_loss.svg").string(), train_curves, plot);
+  std::cout << "\nwrote " << (out / "val_loss.svg").string() << ", val_loss.csv, train_loss.svg/csv, summary.csv\n";
+
+  // A run fails if it diverged or did not learn: this is what the smoke test checks.
+  bool ok = true;
+  const RunResult* best = nullptr;
+  for (const auto& r : results) {
+    if (!std::isfinite(r.final_val) || !(r.final_val < r.initial_val)) {
+      std::cerr << "error: " << r.name << " did not reduce the validation loss (" << r.initial_val << " -> "
+                << r.final_val << ")\n";
+      ok = false;
+    } else if (!best || r.final_val < best->final_val) {
+      best = &r;
+    }
+  }
+  if (best && o.sample_chars > 0) {
+    std::cout << "\nsample from " << best->name << " (temperature 0.8):\n"
+              << generate(*best->model, corpus, o.sample_chars, o.seed) << '\n';
+  }
+  return ok ? 0 : 1;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  try {
+    return run(argc, argv);
+  } catch (const std::exception& e) {
+    std::cerr << "tiny_gpt: " << e.what() << '\n';
+    return 2;
+  }
+}
