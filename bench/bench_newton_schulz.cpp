@@ -179,11 +179,11 @@ std::string bench_name(const Case& c, Kind k, int threads) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  benchmark::Initialize(&argc, argv);
-  if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
-  bool json = false;
+  bool json = false;  // looked for before Initialize, which removes the flags it knows
   for (int i = 1; i < argc; ++i)
     if (std::strstr(argv[i], "--benchmark_format=json")) json = true;
+  benchmark::Initialize(&argc, argv);
+  if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
 
   auto min_stat = [](const std::vector<double>& v) { return *std::min_element(v.begin(), v.end()); };
   for (const Case& c : kCases) {

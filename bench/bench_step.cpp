@@ -305,7 +305,9 @@ int main(int argc, char** argv) {
   // Our own flags first, then Google Benchmark's.
   bool memory = true;
   std::vector<char*> args;
+  bool json = false;  // looked for before Initialize, which removes the flags it knows
   for (int i = 0; i < argc; ++i) {
+    if (std::strstr(argv[i], "--benchmark_format=json")) json = true;
     if (std::strncmp(argv[i], "--threads=", 10) == 0)
       g_threads = std::atoi(argv[i] + 10);
     else if (std::strcmp(argv[i], "--skip_memory") == 0)
@@ -321,9 +323,6 @@ int main(int argc, char** argv) {
 #else
   g_threads = 1;
 #endif
-  bool json = false;
-  for (int i = 1; i < nargs; ++i)
-    if (std::strstr(args[std::size_t(i)], "--benchmark_format=json")) json = true;
   FILE* out = json ? stderr : stdout;
 
   std::fprintf(out, "GPT-2 small tensor set: %zu tensors, %zu parameters (float), %d threads\n", model().size(),

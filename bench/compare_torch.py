@@ -115,7 +115,7 @@ def main():
     # Adam on GPT-2 small: ours in the same run (the fused pass too, for reference).
     t_torch, n = time_torch_adam(torch, opts.adam_repeats)
     ours = run_ours(os.path.join(bench, "bench_step"),
-                    [f"--threads={opts.threads}", "--skip_memory", "--benchmark_filter=^(step/adam|step_unchecked/adam|fused)$"])
+                    [f"--threads={opts.threads}", "--skip_memory", "--benchmark_filter=^(step/adam|step_unchecked/adam|fused)/"])
     rows.append(("Adam step, GPT-2 124M", t_torch, ours.get("step/adam")))
     rows.append(("Adam step (unchecked)", t_torch, ours.get("step_unchecked/adam")))
     print(f"torch.optim.Adam(foreach=True): {n} parameters, {t_torch * 1e3:.1f} ms "
@@ -123,7 +123,7 @@ def main():
 
     # Newton-Schulz, float, 5 quintic steps.
     ns_ours = run_ours(os.path.join(bench, "bench_newton_schulz"),
-                       [f"--benchmark_filter=^ns/(768x3072|1024x4096)/(ours|ref)/threads:{opts.threads}$"])
+                       [f"--benchmark_filter=^ns/(768x3072|1024x4096)/(ours|ref)/threads:{opts.threads}/"])
     for shape in ("768x3072", "1024x4096"):
         r, c = map(int, shape.split("x"))
         t = time_torch_ns(torch, r, c, opts.ns_repeats)

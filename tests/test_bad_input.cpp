@@ -1,10 +1,12 @@
 // Bad input: registration refuses every malformed tensor and registers nothing; the
 // non-finite-gradient policies do what they say (a throwing step changes no bit); all-zero
 // gradients and zero momentum never produce NaN, for every optimizer and every norm.
+#include <dualopt/instances.hpp>  // first: the optimizers are compiled once, in tests/instances/
 #include "optimizer_zoo.hpp"
 
 #include <catch2/catch.hpp>
 #include <dualopt/dualopt.hpp>
+#include <dualopt/norms/exact_spectral.hpp>
 
 #include <cmath>
 #include <cstdint>
@@ -225,8 +227,7 @@ TEMPLATE_TEST_CASE("all-zero gradients never produce NaN", "", float, double) {
 
 TEMPLATE_TEST_CASE("every norm maps a zero direction to zero", "", float, double) {
   using T = TestType;
-  norms::Spectral exact, power, exact_prescale, unscaled;
-  exact.exact = true;
+  norms::Spectral exact = norms::exact_spectral(), power, exact_prescale, unscaled;
   power.prescale = linalg::NsPrescale::SpectralPower;
   exact_prescale.prescale = linalg::NsPrescale::SpectralExact;
   unscaled.shape_scale = false;

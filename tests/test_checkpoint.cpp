@@ -2,6 +2,7 @@
 // (truncation, flipped bytes, another optimizer's file, another model, another scalar type,
 // crafted values behind a valid checksum) throws dualopt::Error and leaves the optimizer
 // bitwise unchanged. File saves are atomic.
+#include <dualopt/instances.hpp>  // first: the optimizers are compiled once, in tests/instances/
 #include "optimizer_zoo.hpp"
 
 #include <catch2/catch.hpp>
@@ -164,6 +165,48 @@ std::size_t after(const std::string& bytes, const std::string& key) {
 }
 
 }  // namespace
+
+namespace {
+// Counts an aggregate's members: the largest n for which C{AnyField x n} compiles. A Config
+// member missing from for_each_field would be silently left out of checkpoints.
+struct AnyField {
+  template <class U>
+  operator U() const {
+    return U{};
+  }
+};
+template <class C, class... A>
+constexpr auto accepts(int) -> decltype(C{A{}...}, true) {
+  return true;
+}
+template <class C, class... A>
+constexpr bool accepts(long) {
+  return false;
+}
+template <class C, class... A>
+constexpr std::size_t member_count() {
+  if constexpr (accepts<C, A..., AnyField>(0))
+    return member_count<C, A..., AnyField>();
+  else
+    return sizeof...(A);
+}
+template <class C>
+std::size_t listed_fields() {
+  C c;
+  std::size_t n = 0;
+  c.for_each_field([&](const char*, auto&) { ++n; });
+  return n;
+}
+}  // namespace
+
+TEST_CASE("every Config lists all its members for checkpoints") {
+  CHECK(listed_fields<AdamConfig>() == member_count<AdamConfig>());
+  CHECK(listed_fields<LaPropConfig>() == member_count<LaPropConfig>());
+  CHECK(listed_fields<MangoConfig>() == member_count<MangoConfig>());
+  CHECK(listed_fields<MuonConfig>() == member_count<MuonConfig>());
+  CHECK(listed_fields<SoapMuonConfig>() == member_count<SoapMuonConfig>());
+  CHECK(member_count<SoapMuonConfig>() == 13);  // the counter itself works
+}
 
 TEST_CASE("crc32 matches the IEEE check value and a bytewise reference") {
   CHECK(checkpoint::crc32("123456789", 9) == 0xCBF43926u);

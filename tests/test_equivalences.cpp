@@ -2,10 +2,12 @@
 // Mango without norm/offset/Nesterov is a LaProp-style recursion; Muon with the exact polar
 // factor is momentum + U V^T; SOAP-Muon with Q = I is Adam followed by Newton-Schulz; offset
 // momentum is the stated two-line recurrence on top of any optimizer.
+#include <dualopt/instances.hpp>  // first: the optimizers are compiled once, in tests/instances/
 #include "reference_optimizers.hpp"
 
 #include <catch2/catch.hpp>
 #include <dualopt/dualopt.hpp>
+#include <dualopt/norms/exact_spectral.hpp>
 
 #include <Eigen/QR>
 #include <Eigen/SVD>
@@ -123,8 +125,7 @@ TEST_CASE("Muon with the exact polar factor and no Nesterov is momentum + U V^T"
     c.beta = 0.9;
     c.nesterov = false;
     Muon<double> opt(c);
-    norms::Spectral exact;
-    exact.exact = true;
+    const norms::Spectral exact = norms::exact_spectral();
     const std::size_t n = std::size_t(r * cdim);
     std::mt19937_64 rng(13);
     Vec w(n), g(n), buf(n, 0.0);

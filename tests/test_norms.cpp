@@ -1,7 +1,9 @@
 // Every norm's dual map against its closed form: ||dualize(M)|| = 1, <dualize(M), M> equals
 // the dual norm computed independently, and no feasible Delta beats it.
+#include <dualopt/instances.hpp>  // first: the optimizers are compiled once, in tests/instances/
 #include <catch2/catch.hpp>
 #include <dualopt/norms/norm.hpp>
+#include <dualopt/norms/exact_spectral.hpp>
 
 #include <Eigen/SVD>
 #include <random>
@@ -42,9 +44,8 @@ double sum_col_norms(const Mat& m) {
 
 norms::Norm exact_spectral() {
   norms::Spectral s;
-  s.exact = true;
   s.shape_scale = false;
-  return s;
+  return norms::exact_spectral(s);
 }
 
 struct Case {
@@ -135,8 +136,7 @@ TEST_CASE("head-wise split of a QKV bias vector normalizes each head's d-block",
 TEST_CASE("spectral shape scale is sqrt(max(1, rows/cols)) and can be switched off", "[norms]") {
   std::mt19937 rng(11);
   Workspace<double> ws;
-  norms::Spectral on;
-  on.exact = true;
+  const norms::Spectral on = norms::exact_spectral();
   const Mat tall = random_matrix(16, 4, rng), wide = random_matrix(4, 16, rng);
   Mat t = tall, w = wide;
   norms::Norm(on).dualize<double>(view(t), ws);

@@ -1,6 +1,7 @@
 // SOAP-Muon's own laws: the Frobenius norm of every update is fixed by lr, betas and rows; the
 // basis refresh permutes v together with Q's columns; and its one-sided rotation plus
 // normalization whitens the two-sided scaled input of the SOAP-Muon report better than Muon.
+#include <dualopt/instances.hpp>  // first: the optimizers are compiled once, in tests/instances/
 #include "reference_optimizers.hpp"
 #include "whitening_protocol.hpp"
 

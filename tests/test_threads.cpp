@@ -1,6 +1,7 @@
 // step() spreads tensors (and chunks of large elementwise tensors) over threads; every unit is
 // computed the same way whichever thread runs it, so parameters and state must be bitwise
 // identical for 1 and 2 threads, for every optimizer.
+#include <dualopt/instances.hpp>  // first: the optimizers are compiled once, in tests/instances/
 #include "optimizer_zoo.hpp"
 
 #include <catch2/catch.hpp>

@@ -5,6 +5,7 @@
 // 128 over 32 seeds: sd 0.18 around 4.11 for m = 4n, sd 0.64 around 17.85 for m = 50n). The
 // one-sided checks therefore average a few fixed seeds; the two-sided metric already averages
 // T = 40 draws (sd 0.03 around 3.81) and uses one seed.
+#include <dualopt/instances.hpp>  // first: the optimizers are compiled once, in tests/instances/
 #include "whitening_protocol.hpp"
 
 #include <catch2/catch.hpp>

@@ -5,7 +5,6 @@
 #include "error.hpp"
 #include "linalg/eigenbasis.hpp"
 #include "linalg/newton_schulz.hpp"
-#include "linalg/polar.hpp"
 #include "norms/norm.hpp"
 #include "optimizer.hpp"
 #include "optimizers/adam.hpp"

@@ -73,7 +73,7 @@ struct NsSchedule {
 enum class NsPrescale {
   Frobenius,       // ||M||_F + eps: Muon and current Mango code; cheap, sigma_max <= ||M||_F
   SpectralPower,   // sigma_max from power iteration (cushioned so it never underestimates much)
-  SpectralExact,   // exact sigma_max via SVD, as in the Mango note's experiments (slow)
+  SpectralExact,   // exact sigma_max (Gram eigenvalues), as in the Mango note's experiments (slow)
 };
 
 // Which form of the iteration runs (see the top of this file). Auto takes the Gram form when

@@ -1,7 +1,7 @@
 #pragma once
 // Spectral (operator) norm: the dual map is the polar factor U V^T, the dual norm the nuclear
 // norm. Newton-Schulz approximates the polar factor (singular values land in the schedule's
-// band, not exactly at 1); `exact` uses the SVD instead. The references then scale by
+// band, not exactly at 1); exact_spectral.hpp swaps in the SVD instead. The references scale by
 // sqrt(max(1, rows/cols)) so that tall matrices get RMS-matched updates; `shape_scale` toggles it.
 #include "../linalg/newton_schulz.hpp"
 #include "../linalg/polar.hpp"
@@ -11,6 +11,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <type_traits>
 
 namespace dualopt::norms {
 
@@ -19,18 +20,29 @@ struct Spectral {
   linalg::NsSchedule schedule = linalg::NsSchedule::quintic(5);
   linalg::NsPrescale prescale = linalg::NsPrescale::Frobenius;
   double eps = 1e-7;
-  bool exact = false;
   bool shape_scale = true;
+  // Set only by exact_spectral(): the SVD's polar factor in place of Newton-Schulz. Function
+  // pointers, not a flag, so that programs which never ask for it do not compile Eigen's SVD
+  // (it would double the build time of every optimizer).
+  struct ExactPolar {
+    void (*as_float)(MatrixMap<float>) = nullptr;
+    void (*as_double)(MatrixMap<double>) = nullptr;
+  } exact;
 
   double scale_for(Eigen::Index rows, Eigen::Index cols) const {
     return shape_scale ? std::sqrt(std::max(1.0, double(rows) / double(cols))) : 1.0;
   }
   template <class T>
   void dualize(MatrixMap<T> m, Workspace<T>& ws) const {
-    if (exact)
-      linalg::polar_factor<T>(m);
-    else
+    static_assert(std::is_same_v<T, float> || std::is_same_v<T, double>, "float or double");
+    if (exact.as_float != nullptr) {
+      if constexpr (std::is_same_v<T, float>)
+        exact.as_float(m);
+      else
+        exact.as_double(m);
+    } else {
       ws.ns.run(m, schedule, prescale, T(eps));
+    }
     if (shape_scale) m *= T(scale_for(m.rows(), m.cols()));
   }
   template <class T>

@@ -1,0 +1,39 @@
+#pragma once
+// Compile every optimizer once per program instead of once per file. Each optimizer is a few
+// large class templates; a trainer with many files that include dualopt pays for them in every
+// file. Include this header instead of dualopt.hpp everywhere, and in exactly one file per
+// scalar type define DUALOPT_INSTANTIATE_FLOAT (or _DOUBLE) before including it: that file
+// compiles the float (double) code, and every other file only links to it.
+//
+//   // dualopt_float.cpp                  // everywhere else
+//   #define DUALOPT_INSTANTIATE_FLOAT     #include <dualopt/instances.hpp>
+//   #include <dualopt/instances.hpp>
+//
+// A program that skips this header is unaffected: the templates instantiate where used, as usual.
+#include "dualopt.hpp"
+#include "norms/exact_spectral.hpp"
+
+// KEYWORD is `extern` (declare: another file has the code) or empty (define: compile it here).
+#define DUALOPT_INSTANCES_(KEYWORD, T)                                 \
+  KEYWORD template class dualopt::Group<T, dualopt::rules::Adam>;     \
+  KEYWORD template class dualopt::Group<T, dualopt::rules::LaProp>;   \
+  KEYWORD template class dualopt::Group<T, dualopt::rules::Momentum>; \
+  KEYWORD template class dualopt::Group<T, dualopt::rules::Mango>;    \
+  KEYWORD template class dualopt::Group<T, dualopt::rules::Soap>;     \
+  KEYWORD template class dualopt::Optimizer<T>;                       \
+  KEYWORD template class dualopt::linalg::NewtonSchulz<T>;            \
+  KEYWORD template void dualopt::linalg::polar_factor<T>(dualopt::MatrixMap<T>);      \
+  KEYWORD template void dualopt::norms::Norm::dualize<T>(dualopt::MatrixMap<T>, dualopt::Workspace<T>&) const; \
+  KEYWORD template T dualopt::norms::Norm::norm<T>(const dualopt::ConstMatrixMap<T>&) const;                   \
+  KEYWORD template T dualopt::norms::Norm::dual_norm<T>(const dualopt::ConstMatrixMap<T>&) const;
+
+#ifdef DUALOPT_INSTANTIATE_FLOAT
+DUALOPT_INSTANCES_(, float)
+#else
+DUALOPT_INSTANCES_(extern, float)
+#endif
+#ifdef DUALOPT_INSTANTIATE_DOUBLE
+DUALOPT_INSTANCES_(, double)
+#else
+DUALOPT_INSTANCES_(extern, double)
+#endif
