@@ -11,6 +11,7 @@
 #include <cmath>
 #include <cstdint>
 #include <limits>
+#include <sstream>
 #include <string>
 #include <vector>
 
@@ -198,6 +199,45 @@ TEST_CASE("non-finite gradients follow the policy for every optimizer") {
         CHECK(tensor_state(*s.opt, s.bad) == state_bad);
         CHECK(s.opt->step_count() == s.steps + 1);
       }
+    }
+  }
+}
+
+TEST_CASE("hyperparameters no step can use are refused, and a refused step changes nothing") {
+  SECTION("when the optimizer is made") {
+    SoapMuonConfig soap;
+    soap.precondition_frequency = 0;  // step() would divide by it
+    CHECK_THROWS_WITH(SoapMuon<double>(soap), Contains("precondition_frequency = 0 is below 1"));
+    AdamConfig adam;
+    adam.beta2 = 1.0;  // the bias correction 1 - beta2^t would be 0
+    CHECK_THROWS_WITH(Adam<float>(adam), Contains("beta2 = 1 is outside [0, 1)"));
+    MuonConfig muon;
+    muon.lr = std::numeric_limits<double>::quiet_NaN();
+    CHECK_THROWS_WITH(Muon<double>(muon), Contains("lr = nan is not finite"));
+    AdamConfig aux;
+    aux.eps = -1e-8;
+    CHECK_THROWS_WITH(Muon<double>(MuonConfig{}, aux), Contains("eps = -1e-08 is negative"));
+    MangoConfig mango;
+    mango.ns_steps = -1;
+    CHECK_THROWS_WITH(Mango<double>(mango), Contains("ns_steps = -1 is outside [0, 100]"));
+  }
+  SECTION("when config() was edited between steps") {
+    for (Kind kind : zoo::kAll) {
+      INFO(zoo::kind_name(kind));
+      auto model = zoo::make_model<double>(kind);
+      auto opt = zoo::attach(model);
+      opt->step();
+      opt->group(0).set_lr(std::numeric_limits<double>::infinity());
+      const auto params = zoo::param_snapshot(model);
+      const auto state = zoo::state_snapshot(*opt);
+      CHECK_THROWS_WITH(opt->step(), Contains("step refused") && Contains("lr = inf is not finite"));
+      CHECK(zoo::param_snapshot(model) == params);
+      CHECK(zoo::state_snapshot(*opt) == state);
+      CHECK(opt->step_count() == 1);
+      std::ostringstream out;
+      CHECK_THROWS_WITH(opt->save(out), Contains("cannot save") && Contains("lr = inf"));
+      opt->group(0).set_lr(0.01);
+      CHECK_NOTHROW(opt->step());
     }
   }
 }

@@ -437,6 +437,12 @@ TEST_CASE("crafted values behind a valid checksum are refused") {
   put(b, after(b, "offset_beta") + 1, 0.5);
   expect(b, "offset[96]; optimizer has");
   b = f.bytes;
+  put(b, after(b, "precondition_frequency") + 1, std::int64_t(0));  // would divide by zero in step()
+  expect(b, "group 0: soap_muon hyperparameter precondition_frequency = 0 is below 1");
+  b = f.bytes;
+  put(b, after(b, "beta2") + 1, 1.0);
+  expect(b, "hyperparameter beta2 = 1 is outside [0, 1)");
+  b = f.bytes;
   put(b, after(b, "exp_avg") + 0, std::uint64_t(3));
   expect(b, "buffer 'exp_avg' has 3 values, optimizer has");
   b = f.bytes;

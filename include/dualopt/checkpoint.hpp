@@ -61,7 +61,8 @@
 //   however the new object was configured. To change one for the rest of a run (a new lr, say),
 //   set it after load(). A restored hyperparameter that would change a tensor's state layout
 //   (offset momentum switched on or off, SOAP's rotation switched by max_precond_dim) is refused,
-//   because the buffers would no longer fit the rule.
+//   because the buffers would no longer fit the rule, and so is a value no step can use (a
+//   beta of 1, a SOAP refresh period of 0: detail::config_problem), which save() also refuses.
 // - Not in the checkpoint: parameters; the non-finite policy and thread count (neither changes
 //   results); norm options other than the name (a spectral norm's Newton-Schulz schedule is
 //   fixed at registration, so Muon's ns_steps only matters for tensors added after a load).
@@ -413,6 +414,8 @@ void Optimizer<T>::save(std::ostream& os) const {
       throw Error(std::string("checkpoint: cannot save: ") + what + " " + std::to_string(v) + " is outside [0, 2^53]");
   };
   check_string(kind(), "the optimizer kind");
+  for (const auto& g : groups_)
+    if (const std::string p = detail::config_problem<T>(*g); !p.empty()) throw Error("checkpoint: cannot save: " + p);
   check_count(steps_, "step count");
   check_count(schedule_.warmup(), "schedule warmup");
   check_count(schedule_.total(), "schedule total");
@@ -551,6 +554,7 @@ void Optimizer<T>::load(std::istream& is) {
       if (bits != ck::encode(live[i].second)) changed[g] = 1;
       field_moves[g].emplace_back(live[i].second, pending[i].second);
     }
+    if (const std::string p = detail::config_problem<T>(*staged[g]); !p.empty()) in.fail(where + ": " + p);
   }
 
   // Tensors, matched by name.

@@ -20,6 +20,7 @@
 #include <iosfwd>
 #include <limits>
 #include <memory>
+#include <sstream>
 #include <string>
 #include <type_traits>
 #include <variant>
@@ -237,6 +238,49 @@ void dualize_rows(const norms::Norm& n, T* d, Eigen::Index rows, Eigen::Index co
 using HyperparameterRef = std::variant<double*, int*, std::size_t*, bool*>;
 
 template <class T>
+class GroupBase;
+
+namespace detail {
+// A hyperparameter value no step can work with, by the Configs' field names ("" when all are
+// usable): non-finite numbers, negative rates, betas outside [0, 1) (1 divides by zero in the
+// bias corrections), iteration counts outside [0, 100], a refresh period below 1.
+template <class T>
+std::string config_problem(GroupBase<T>& g) {
+  std::string problem;
+  g.for_each_hyperparameter([&](const char* name, HyperparameterRef r) {
+    const std::string n = name;
+    auto refuse = [&](auto value, const char* why) {
+      if (!problem.empty()) return;
+      std::ostringstream os;
+      os << g.rule_name() << " hyperparameter " << n << " = " << value << " " << why;
+      problem = os.str();
+    };
+    if (const auto* d = std::get_if<double*>(&r)) {
+      const double v = **d;
+      const bool rate = n == "lr" || n == "eps" || n == "weight_decay";
+      const bool beta = n == "beta" || n == "beta1" || n == "beta2" || n == "offset_beta";
+      if (!std::isfinite(v))
+        refuse(v, "is not finite");
+      else if (rate && v < 0)
+        refuse(v, "is negative");
+      else if (beta && !(v >= 0 && v < 1))
+        refuse(v, "is outside [0, 1)");
+      else if (n == "shampoo_beta" && v >= 1)
+        refuse(v, "is not below 1");
+    } else if (const auto* i = std::get_if<int*>(&r)) {
+      const int v = **i;
+      const bool steps = n.size() >= 5 && n.compare(n.size() - 5, 5, "steps") == 0;
+      if (steps && (v < 0 || v > 100))
+        refuse(v, "is outside [0, 100]");
+      else if (n == "precondition_frequency" && v < 1)
+        refuse(v, "is below 1");
+    }
+  });
+  return problem;
+}
+}  // namespace detail
+
+template <class T>
 class GroupBase {
  public:
   virtual ~GroupBase() = default;
@@ -390,7 +434,9 @@ class Optimizer {
   // A new group running Rule with its own config (learning rate, betas, decay, offset).
   template <class Rule>
   GroupId add_group(typename Rule::Config config) {
-    groups_.push_back(std::make_unique<Group<T, Rule>>(config));
+    auto group = std::make_unique<Group<T, Rule>>(config);
+    if (const std::string p = detail::config_problem<T>(*group); !p.empty()) throw Error("dualopt: " + p);
+    groups_.push_back(std::move(group));
     return groups_.size() - 1;
   }
   template <class Rule>
@@ -533,6 +579,9 @@ class Optimizer {
   }
 
   void step_where(const std::function<bool(const std::string&)>* which) {
+    // config() hands out references, so values are checked again here, before any change.
+    for (auto& g : groups_)
+      if (const std::string p = detail::config_problem<T>(*g); !p.empty()) throw Error("dualopt: step refused: " + p);
     std::vector<std::size_t> chosen;
     for (std::size_t i = 0; i < slots_.size(); ++i)
       if (!which || (*which)(slots_[i].name)) chosen.push_back(i);
