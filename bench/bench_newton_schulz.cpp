@@ -20,6 +20,8 @@
 
 #include <benchmark/benchmark.h>
 
+#include "best_times.hpp"
+
 #include <algorithm>
 #include <cstdio>
 #include <cstring>
@@ -146,32 +148,6 @@ void run_case(benchmark::State& state, const Case& c, Kind kind, int threads) {
   Eigen::setNbThreads(0);
 }
 
-// Passes every run to the normal display and keeps the fastest time per benchmark name.
-class Collector : public benchmark::BenchmarkReporter {
- public:
-  explicit Collector(benchmark::BenchmarkReporter* display) : display_(display) {}
-  bool ReportContext(const Context& c) override { return display_->ReportContext(c); }
-  void ReportRuns(const std::vector<Run>& runs) override {
-    display_->ReportRuns(runs);
-    for (const Run& r : runs) {
-      if (r.error_occurred || (r.run_type == Run::RT_Aggregate && r.aggregate_name != "min")) continue;
-      const double s = r.GetAdjustedRealTime() / benchmark::GetTimeUnitMultiplier(r.time_unit);
-      auto it = best_.find(r.run_name.function_name);
-      if (it == best_.end() || s < it->second) best_[r.run_name.function_name] = s;
-    }
-  }
-  void Finalize() override { display_->Finalize(); }
-  // Seconds per iteration, or NaN if that benchmark did not run (filtered out).
-  double seconds(const std::string& name) const {
-    auto it = best_.find(name);
-    return it == best_.end() ? std::numeric_limits<double>::quiet_NaN() : it->second;
-  }
-
- private:
-  benchmark::BenchmarkReporter* display_;
-  std::map<std::string, double> best_;
-};
-
 std::string bench_name(const Case& c, Kind k, int threads) {
   return std::string("ns/") + c.name + "/" + kind_name(k) + "/threads:" + std::to_string(threads);
 }
@@ -199,7 +175,7 @@ int main(int argc, char** argv) {
     }
   }
   std::unique_ptr<benchmark::BenchmarkReporter> display(benchmark::CreateDefaultDisplayReporter());
-  Collector collector(display.get());
+  BestTimes collector(display.get());
   benchmark::RunSpecifiedBenchmarks(&collector);
 
   FILE* out = json ? stderr : stdout;

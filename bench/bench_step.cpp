@@ -20,6 +20,8 @@
 
 #include <benchmark/benchmark.h>
 
+#include "best_times.hpp"
+
 #include <algorithm>
 #include <cstdio>
 #include <cstdlib>
@@ -275,30 +277,6 @@ void bm_ns(benchmark::State& state, const std::string& kind) {
   for (auto _ : state) ns_pass(w, g_threads);
 }
 
-class Collector : public benchmark::BenchmarkReporter {
- public:
-  explicit Collector(benchmark::BenchmarkReporter* display) : display_(display) {}
-  bool ReportContext(const Context& c) override { return display_->ReportContext(c); }
-  void ReportRuns(const std::vector<Run>& runs) override {
-    display_->ReportRuns(runs);
-    for (const Run& r : runs) {
-      if (r.error_occurred || (r.run_type == Run::RT_Aggregate && r.aggregate_name != "min")) continue;
-      const double s = r.GetAdjustedRealTime() / benchmark::GetTimeUnitMultiplier(r.time_unit);
-      auto it = best_.find(r.run_name.function_name);
-      if (it == best_.end() || s < it->second) best_[r.run_name.function_name] = s;
-    }
-  }
-  void Finalize() override { display_->Finalize(); }
-  double seconds(const std::string& name) const {
-    auto it = best_.find(name);
-    return it == best_.end() ? std::numeric_limits<double>::quiet_NaN() : it->second;
-  }
-
- private:
-  benchmark::BenchmarkReporter* display_;
-  std::map<std::string, double> best_;
-};
-
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -379,7 +357,7 @@ int main(int argc, char** argv) {
   }
 
   std::unique_ptr<benchmark::BenchmarkReporter> display(benchmark::CreateDefaultDisplayReporter());
-  Collector collector(display.get());
+  BestTimes collector(display.get());
   benchmark::RunSpecifiedBenchmarks(&collector);
 
   const double fused = collector.seconds("fused");
