@@ -3,6 +3,7 @@
 // a subset leaves everything else bitwise untouched.
 #include <dualopt/instances.hpp>  // first: the optimizers are compiled once, in tests/instances/
 #include "reference_optimizers.hpp"
+#include "vec_compare.hpp"
 
 #include <catch2/catch.hpp>
 #include <dualopt/optimizers/adam.hpp>
@@ -29,21 +30,10 @@ void fill(Vec& v, std::mt19937_64& rng, double scale = 1.0) {
   std::normal_distribution<double> nd;
   for (double& x : v) x = scale * nd(rng);
 }
-double max_abs(const Vec& a) {
-  double m = 0;
-  for (double x : a) m = std::max(m, std::abs(x));
-  return m;
-}
-double rel_diff(const Vec& a, const Vec& b) {
-  double d = 0;
-  for (std::size_t i = 0; i < a.size(); ++i) d = std::max(d, std::abs(a[i] - b[i]));
-  return d / max_abs(b);
-}
-Vec minus(const Vec& a, const Vec& b) {
-  Vec d(a.size());
-  for (std::size_t i = 0; i < a.size(); ++i) d[i] = a[i] - b[i];
-  return d;
-}
+using vec::max_abs;
+using vec::minus;
+using vec::rel_diff;
+
 
 }  // namespace
 
