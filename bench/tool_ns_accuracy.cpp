@@ -1,13 +1,13 @@
 // Float accuracy of our Newton-Schulz forms against the same iteration in double (the plain
 // reference loop), the check behind the Gram form's restart rule (linalg/newton_schulz.hpp):
 //   standard   NsMethod::Standard
-//   gram       NsMethod::Gram with the library's restart threshold (kGramGainLimit)
-//   gram@64    restarts only when the gains pass 64 (three quintic steps per segment)
-//   gram@inf   never restarts
+//   gram       NsMethod::Gram with the library's restart thresholds (48 first segment, then 12)
+//   gram@L     restarts only when the product of step gains passes L, in every segment
+//              (default L: 12, 64, inf)
 // Entries are max |NS_float(M) - NS_double(M)| over all entries. Inputs M = U diag(s) V^T with
 // random orthonormal U, V and the named spectrum (or a Gaussian matrix).
 //
-//   tool_ns_accuracy [rows cols]      (default: 256 1024 and 64 768)
+//   tool_ns_accuracy [rows cols [L ...]]      (default: 256 1024 and 64 768)
 #include <dualopt/linalg/newton_schulz.hpp>
 #include <dualopt/linalg/polar_express.hpp>
 
@@ -46,12 +46,12 @@ double error(const Dense& m, const NsSchedule& sched, const Dense& want, NsMetho
   Matrix<float> x = m.cast<float>();
   NewtonSchulz<float> ns;
   ns.set_method(method);
-  if (limit > 0) ns.set_gram_gain_limit(limit);
+  if (limit > 0) ns.set_gram_gain_limits(limit, limit);
   ns.run(MatrixMap<float>(x.data(), x.rows(), x.cols()), sched);
   return (x.cast<double>() - want).cwiseAbs().maxCoeff();
 }
 
-void table(Eigen::Index r, Eigen::Index c) {
+void table(Eigen::Index r, Eigen::Index c, const std::vector<double>& limits) {
   std::mt19937_64 rng(7);
   const Eigen::Index k = std::min(r, c);
   auto geometric = [&](double lo) {
@@ -86,15 +86,18 @@ void table(Eigen::Index r, Eigen::Index c) {
                                         {"quintic 5 + cubic 2", NsSchedule::quintic(5).then_cubic(2)},
                                         {"polar express 8", polar_express(8)}};
   std::printf("\n%ld x %ld, float; max |NS_float - NS_double|\n", long(r), long(c));
-  std::printf("%-20s %-20s %10s %10s %10s %10s\n", "schedule", "input", "standard", "gram", "gram@64", "gram@inf");
+  std::printf("%-20s %-20s %10s %10s", "schedule", "input", "standard", "gram");
+  for (double l : limits) std::printf(" %10s", ("gram@" + (std::isinf(l) ? std::string("inf") : std::to_string(int(l)))).c_str());
+  std::printf("\n");
   for (const auto& sc : schedules)
     for (const auto& in : inputs) {
       Matrix<double> want = in.m;
       newton_schulz_reference<double>(MatrixMap<double>(want.data(), r, c), sc.s);
       const Dense w = want;
-      std::printf("%-20s %-20s %10.2e %10.2e %10.2e %10.2e\n", sc.name.c_str(), in.name.c_str(),
-                  error(in.m, sc.s, w, NsMethod::Standard, 0), error(in.m, sc.s, w, NsMethod::Gram, 0),
-                  error(in.m, sc.s, w, NsMethod::Gram, 64), error(in.m, sc.s, w, NsMethod::Gram, std::numeric_limits<double>::infinity()));
+      std::printf("%-20s %-20s %10.2e %10.2e", sc.name.c_str(), in.name.c_str(),
+                  error(in.m, sc.s, w, NsMethod::Standard, 0), error(in.m, sc.s, w, NsMethod::Gram, 0));
+      for (double l : limits) std::printf(" %10.2e", error(in.m, sc.s, w, NsMethod::Gram, l));
+      std::printf("\n");
       std::fflush(stdout);
     }
 }
@@ -102,11 +105,14 @@ void table(Eigen::Index r, Eigen::Index c) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  if (argc == 3) {
-    table(std::atol(argv[1]), std::atol(argv[2]));
+  std::vector<double> limits;
+  for (int i = 3; i < argc; ++i) limits.push_back(std::strtod(argv[i], nullptr));  // "inf" parses
+  if (limits.empty()) limits = {12.0, 64.0, std::numeric_limits<double>::infinity()};
+  if (argc >= 3) {
+    table(std::atol(argv[1]), std::atol(argv[2]), limits);
   } else {
-    table(256, 1024);
-    table(64, 768);
+    table(256, 1024, limits);
+    table(64, 768, limits);
   }
   return 0;
 }

@@ -14,12 +14,15 @@
 // Rounding in X <- Q X grows with ||Q||, and Q amplifies small singular values by up to a per
 // step (3.4445^5 = 485 over 5 quintic steps). Measured in float (128 x 512, 5 quintic steps),
 // an unrestarted Gram iteration is 20-100x less accurate than the standard one, and 10 steps
-// diverge. So the Gram form restarts (X <- Q X, G recomputed from X) before the product of the
-// steps' gains passes kGramGainLimit = 12: two quintic steps per segment, which stays within
-// ~2.5x of the standard iteration's float error (both ~1e-6 at 768 x 3072, on every Polar
-// Express step as well; bench/README.md, bench/tool_ns_accuracy.cpp). A limit of 64 (three
-// quintic steps) was 10x worse than standard on Polar Express, whose first step has a = 8.2.
-// At aspect 4, 5 quintic steps cost 47 r^3 this way, against 65 r^3 standard and 90 r^3 naive.
+// diverge. So the Gram form restarts (X <- Q X, G recomputed from X) whenever the product of
+// the segment's step gains would pass a limit: 48 for the first segment, 12 after that. The
+// first segment may run longer because the rounding it leaves is fed through the restarted
+// steps that follow and mostly corrected; the same three quintic steps placed last were up to
+// 8x less accurate. With these limits 5 quintic steps run as 3 + 2 and Polar Express 8 as
+// 2 + 1 + 2 + 3. Measured at 512 x 2048, the largest entry error is then 2-6e-6, within 5x of
+// the standard iteration's and comparable to a limit of 12 everywhere (bench/README.md, from
+// bench/tool_ns_accuracy.cpp). At aspect 4, 5 quintic steps cost 38 r^3 this way, against
+// 47 r^3 with 12 everywhere, 65 r^3 standard and 90 r^3 naive.
 //
 // Every product is cut into panels fixed by the matrix shape (never by the thread count), and
 // each panel is one single-threaded Eigen call, so the result is bitwise the same whether the
@@ -201,6 +204,7 @@ template <class T>
 class NewtonSchulz {
  public:
   // Singular-value growth a Gram segment may accumulate in Q before X is refreshed (see top).
+  static constexpr double kGramFirstGainLimit = 48.0;
   static constexpr double kGramGainLimit = 12.0;
 
   // Replaces x (r x c, row-major) by its approximate polar factor. Zero stays zero.
@@ -225,8 +229,11 @@ class NewtonSchulz {
   int threads() const { return threads_; }
   void set_method(NsMethod m) { method_ = m; }
   NsMethod method() const { return method_; }
-  // The Gram form's restart threshold (see top); for experiments such as bench/tool_ns_accuracy.
-  void set_gram_gain_limit(double limit) { gram_gain_limit_ = limit; }
+  // The Gram form's restart thresholds (see top); for experiments such as bench/tool_ns_accuracy.
+  void set_gram_gain_limits(double first_segment, double later_segments) {
+    gram_first_gain_limit_ = first_segment;
+    gram_gain_limit_ = later_segments;
+  }
   // Whether a wide r x c (r <= c) matrix runs in the Gram form under the current method.
   bool uses_gram(Eigen::Index r, Eigen::Index c) const {
     if (method_ == NsMethod::Auto) return 2 * c >= 3 * r;
@@ -331,9 +338,10 @@ class NewtonSchulz {
     std::size_t k = 0;
     while (k < steps.size()) {
       // The segment [k, end): as many steps as keep the product of gains under the limit.
+      const double limit = k == 0 ? gram_first_gain_limit_ : gram_gain_limit_;
       std::size_t end = k + 1;
       double growth = gain(steps[k]);
-      while (end < steps.size() && growth * gain(steps[end]) <= gram_gain_limit_) growth *= gain(steps[end++]);
+      while (end < steps.size() && growth * gain(steps[end]) <= limit) growth *= gain(steps[end++]);
 
       auto g0 = g_.get(r, r);
       symmetric_product(g0, x, x.transpose());
@@ -374,6 +382,7 @@ class NewtonSchulz {
   PowerIterationWorkspace<T> power_;
   int threads_ = 1;
   NsMethod method_ = NsMethod::Auto;
+  double gram_first_gain_limit_ = kGramFirstGainLimit;
   double gram_gain_limit_ = kGramGainLimit;
 };
 
