@@ -2,10 +2,9 @@
 // Adam's rule (PyTorch semantics): bias-corrected first and second moments,
 // direction mh / (sqrt(vh) + eps). Weight decay and lr belong to the pipeline.
 #include "../tensor.hpp"
+#include "moments.hpp"
 
-#include <cmath>
 #include <cstdint>
-#include <vector>
 
 namespace dualopt {
 
@@ -37,17 +36,10 @@ struct Adam {
   static constexpr bool kElementwise = true;
 
   template <class T>
-  struct State {
-    std::vector<T> m, v;
-    template <class F>
-    void for_each_buffer(F&& f) {
-      f("exp_avg", m);
-      f("exp_avg_sq", v);
-    }
-  };
+  using State = BiasCorrectedMoments<T>;
   template <class T>
   static State<T> init(const Config&, const Shape& s) {
-    return {std::vector<T>(s.numel(), T(0)), std::vector<T>(s.numel(), T(0))};
+    return State<T>::zeros(s);
   }
 
   // Direction for elements [begin, begin + n); g and d point at element `begin`.
@@ -59,12 +51,10 @@ struct Adam {
                         std::int64_t t) {
     ArrayMap<T> m(s.m.data() + begin, n), v(s.v.data() + begin, n), out(d, n);
     ConstArrayMap<T> grad(g, n);
-    const T b1 = T(c.beta1), b2 = T(c.beta2);
-    const T bc1 = T(1 - std::pow(c.beta1, double(t)));
-    const T sqrt_bc2 = T(std::sqrt(1 - std::pow(c.beta2, double(t))));
-    m = b1 * m + (T(1) - b1) * grad;
-    v = b2 * v + (T(1) - b2) * grad.square();
-    out = (m / bc1) / (v.sqrt() / sqrt_bc2 + T(c.eps));
+    const BiasCorrection<T> k(c, t);
+    m = k.b1 * m + (T(1) - k.b1) * grad;
+    v = k.b2 * v + (T(1) - k.b2) * grad.square();
+    out = (m / k.bc1) / (v.sqrt() / k.sqrt_bc2 + k.eps);
   }
 
   // direction() one element at a time, the same operations in the same order, so that the
@@ -75,20 +65,18 @@ struct Adam {
   template <class T>
   struct Kernel {
     static constexpr bool kSqrt = true;
-    T b1, b2, bc1, sqrt_bc2, eps;
+    BiasCorrection<T> k;
     T* m;
     T* v;
-    Kernel(const Config& c, State<T>& s, std::int64_t t)
-        : b1(T(c.beta1)), b2(T(c.beta2)), bc1(T(1 - std::pow(c.beta1, double(t)))),
-          sqrt_bc2(T(std::sqrt(1 - std::pow(c.beta2, double(t))))), eps(T(c.eps)), m(s.m.data()), v(s.v.data()) {}
+    Kernel(const Config& c, State<T>& s, std::int64_t t) : k(c, t), m(s.m.data()), v(s.v.data()) {}
     // Element i of the tensor with gradient g: updates the moments, returns what needs a sqrt.
     T pre(std::size_t i, T g) const {
-      m[i] = b1 * m[i] + (T(1) - b1) * g;
-      v[i] = b2 * v[i] + (T(1) - b2) * (g * g);
+      m[i] = k.b1 * m[i] + (T(1) - k.b1) * g;
+      v[i] = k.b2 * v[i] + (T(1) - k.b2) * (g * g);
       return v[i];
     }
     // The direction, given root = sqrt(pre(i, g)).
-    T post(std::size_t i, T, T root) const { return (m[i] / bc1) / (root / sqrt_bc2 + eps); }
+    T post(std::size_t i, T, T root) const { return (m[i] / k.bc1) / (root / k.sqrt_bc2 + k.eps); }
   };
 };
 

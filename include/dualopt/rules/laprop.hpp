@@ -2,10 +2,9 @@
 // LaProp (Ziyin et al., arXiv:2002.04839): normalize the gradient by the second moment first,
 // then take momentum of the normalized gradient, so momentum and adaptivity are decoupled.
 #include "../tensor.hpp"
+#include "moments.hpp"
 
-#include <cmath>
 #include <cstdint>
-#include <vector>
 
 namespace dualopt {
 
@@ -37,17 +36,10 @@ struct LaProp {
   static constexpr bool kElementwise = true;
 
   template <class T>
-  struct State {
-    std::vector<T> m, v;
-    template <class F>
-    void for_each_buffer(F&& f) {
-      f("exp_avg", m);
-      f("exp_avg_sq", v);
-    }
-  };
+  using State = BiasCorrectedMoments<T>;
   template <class T>
   static State<T> init(const Config&, const Shape& s) {
-    return {std::vector<T>(s.numel(), T(0)), std::vector<T>(s.numel(), T(0))};
+    return State<T>::zeros(s);
   }
 
   template <class T>
@@ -55,12 +47,10 @@ struct LaProp {
                         std::int64_t t) {
     ArrayMap<T> m(s.m.data() + begin, n), v(s.v.data() + begin, n), out(d, n);
     ConstArrayMap<T> grad(g, n);
-    const T b1 = T(c.beta1), b2 = T(c.beta2);
-    const T bc1 = T(1 - std::pow(c.beta1, double(t)));
-    const T sqrt_bc2 = T(std::sqrt(1 - std::pow(c.beta2, double(t))));
-    v = b2 * v + (T(1) - b2) * grad.square();
-    m = b1 * m + (T(1) - b1) * grad / (v.sqrt() / sqrt_bc2 + T(c.eps));
-    out = m / bc1;
+    const BiasCorrection<T> k(c, t);
+    v = k.b2 * v + (T(1) - k.b2) * grad.square();
+    m = k.b1 * m + (T(1) - k.b1) * grad / (v.sqrt() / k.sqrt_bc2 + k.eps);
+    out = m / k.bc1;
   }
 
   // direction() one element at a time, same operations and order: what step() runs, fused
@@ -68,19 +58,17 @@ struct LaProp {
   template <class T>
   struct Kernel {
     static constexpr bool kSqrt = true;
-    T b1, b2, bc1, sqrt_bc2, eps;
+    BiasCorrection<T> k;
     T* m;
     T* v;
-    Kernel(const Config& c, State<T>& s, std::int64_t t)
-        : b1(T(c.beta1)), b2(T(c.beta2)), bc1(T(1 - std::pow(c.beta1, double(t)))),
-          sqrt_bc2(T(std::sqrt(1 - std::pow(c.beta2, double(t))))), eps(T(c.eps)), m(s.m.data()), v(s.v.data()) {}
+    Kernel(const Config& c, State<T>& s, std::int64_t t) : k(c, t), m(s.m.data()), v(s.v.data()) {}
     T pre(std::size_t i, T g) const {
-      v[i] = b2 * v[i] + (T(1) - b2) * (g * g);
+      v[i] = k.b2 * v[i] + (T(1) - k.b2) * (g * g);
       return v[i];
     }
     T post(std::size_t i, T g, T root) const {
-      m[i] = b1 * m[i] + ((T(1) - b1) * g) / (root / sqrt_bc2 + eps);
-      return m[i] / bc1;
+      m[i] = k.b1 * m[i] + ((T(1) - k.b1) * g) / (root / k.sqrt_bc2 + k.eps);
+      return m[i] / k.bc1;
     }
   };
 };
