@@ -36,7 +36,7 @@ struct LaProp {
   static constexpr bool kElementwise = true;
 
   template <class T>
-  using State = BiasCorrectedMoments<T>;
+  using State = TwoMoments<T, TorchMomentNames>;
   template <class T>
   static State<T> init(const Config&, const Shape& s) {
     return State<T>::zeros(s);

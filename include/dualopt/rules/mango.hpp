@@ -4,9 +4,9 @@
 // `ema = true` gives the note's EMA form instead. After normalization the two forms differ
 // only through eps and on tensors with the null norm, where the reference step is larger.
 #include "../tensor.hpp"
+#include "moments.hpp"
 
 #include <cstdint>
-#include <vector>
 
 namespace dualopt {
 
@@ -43,18 +43,15 @@ struct Mango {
   static constexpr const char* kName = "mango";
   static constexpr bool kElementwise = true;
 
-  template <class T>
-  struct State {
-    std::vector<T> m, v;
-    template <class F>
-    void for_each_buffer(F&& f) {
-      f("momentum", m);
-      f("second_moment", v);
-    }
+  struct MomentNames {
+    static constexpr const char* first = "momentum";
+    static constexpr const char* second = "second_moment";
   };
   template <class T>
+  using State = TwoMoments<T, MomentNames>;
+  template <class T>
   static State<T> init(const Config&, const Shape& s) {
-    return {std::vector<T>(s.numel(), T(0)), std::vector<T>(s.numel(), T(0))};
+    return State<T>::zeros(s);
   }
 
   template <class T>

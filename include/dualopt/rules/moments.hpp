@@ -1,6 +1,6 @@
 #pragma once
-// What Adam and LaProp share: the two moment buffers under torch's names, and the per-step
-// constants of bias correction. The rules differ only in the order they use them.
+// What the second-moment rules share: two moment buffers (Adam, LaProp, Mango), and the
+// per-step bias-correction constants (Adam, LaProp). The rules differ in how they use them.
 #include "../tensor.hpp"
 
 #include <cmath>
@@ -9,18 +9,22 @@
 
 namespace dualopt::rules {
 
-// First and second moments, zero at the start; the names are part of the checkpoint format.
-template <class T>
-struct BiasCorrectedMoments {
+// First and second moments, zero at the start. Names::first and Names::second name them in
+// checkpoints, so they are part of the file format.
+template <class T, class Names>
+struct TwoMoments {
   std::vector<T> m, v;
   template <class F>
   void for_each_buffer(F&& f) {
-    f("exp_avg", m);
-    f("exp_avg_sq", v);
+    f(Names::first, m);
+    f(Names::second, v);
   }
-  static BiasCorrectedMoments zeros(const Shape& s) {
-    return {std::vector<T>(s.numel(), T(0)), std::vector<T>(s.numel(), T(0))};
-  }
+  static TwoMoments zeros(const Shape& s) { return {std::vector<T>(s.numel(), T(0)), std::vector<T>(s.numel(), T(0))}; }
+};
+
+struct TorchMomentNames {  // torch.optim.Adam's state keys
+  static constexpr const char* first = "exp_avg";
+  static constexpr const char* second = "exp_avg_sq";
 };
 
 // A config's betas and eps at step t, with the bias corrections 1 - beta1^t and
