@@ -145,11 +145,12 @@ std::unique_ptr<dualopt::Optimizer<T>> make_optimizer(Kind kind) {
   return nullptr;
 }
 
-// Registers one tensor the way a trainer would for this kind of optimizer.
+// Registers one tensor the way a trainer would for this kind of optimizer, with its weights
+// and gradients at w and g (by default the tensor's own buffers).
 template <class T>
-void register_tensor(dualopt::Optimizer<T>& opt, Kind kind, Tensor<T>& t) {
-  T* w = t.w.data();
-  T* g = t.g.data();
+void register_tensor(dualopt::Optimizer<T>& opt, Kind kind, Tensor<T>& t, T* w = nullptr, T* g = nullptr) {
+  if (!w) w = t.w.data();
+  if (!g) g = t.g.data();
   if (t.role == Role::Aux) {
     dynamic_cast<dualopt::WithAuxAdamW<T>&>(opt).add_adamw(t.name, w, g, t.shape);
     return;
