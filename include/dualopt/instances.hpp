@@ -9,7 +9,12 @@
 //   #define DUALOPT_INSTANTIATE_FLOAT     #include <dualopt/instances.hpp>
 //   #include <dualopt/instances.hpp>
 //
-// A program that skips this header is unaffected: the templates instantiate where used, as usual.
+// Compile every file with the same vector flags (all with -march=native, or none): Eigen aligns
+// its buffers by the instruction set, so AVX and non-AVX objects sharing these classes corrupt
+// each other's heap. A program that skips this header is unaffected: the templates instantiate
+// where used, as usual. Only the members defined outside their class bodies (the step, Newton-
+// Schulz's run, the norms' dual maps) are kept out of other files; members defined inside a class
+// are inline and may still be compiled wherever they are used.
 #include "dualopt.hpp"
 #include "norms/exact_spectral.hpp"
 

@@ -347,40 +347,18 @@ class Group final : public GroupBase<T> {
 
   // Null norm: rule and update fused into one sweep, so G, the state and W pass through memory
   // once (Adam: 28 bytes per float parameter, the bandwidth limit).
+  // The three step functions are defined below the class, so they are not inline: a program
+  // that compiles them once (dualopt/instances.hpp) does not instantiate them in every file.
   void step_range(TensorSlot<T>& s, std::int64_t t, double schedule, std::size_t begin, std::size_t end,
-                  Workspace<T>&) override {
-    if constexpr (Rule::kElementwise) {
-      const typename Rule::template Kernel<T> rule(cfg_, states_[s.index], t);
-      with_update(s, t, schedule, [&](const auto& update) { detail::for_each_direction<T>(rule, s.grad, begin, end - begin, update); });
-    }
-  }
+                  Workspace<T>&) override;
 
   // Rows [row0, row1) of stacked matrix `matrix`, a whole number of the norm's independent
   // blocks: the direction into scratch, the norm's dual map, then the update sweep.
   void step_rows(TensorSlot<T>& s, std::int64_t t, double schedule, std::size_t matrix, Eigen::Index row0,
-                 Eigen::Index row1, Workspace<T>& ws) override {
-    if constexpr (Rule::kElementwise) {
-      const Eigen::Index cols = s.shape.cols();
-      const std::size_t begin = matrix * s.shape.matrix_size() + std::size_t(row0 * cols);
-      const std::size_t n = std::size_t((row1 - row0) * cols);
-      T* d = ws.direction_buffer(n);
-      const typename Rule::template Kernel<T> rule(cfg_, states_[s.index], t);
-      detail::for_each_direction<T>(rule, s.grad, begin, n, [d, begin](std::size_t i, T x) { d[i - begin] = x; });
-      detail::dualize_rows<T>(s.norm, d, row1 - row0, cols, detail::independent_rows(s.norm, s.shape), ws);
-      update_from(s, d, begin, n, t, schedule);
-    }
-  }
+                 Eigen::Index row1, Workspace<T>& ws) override;
 
   // Rules that need the whole tensor (SOAP): every stacked matrix's direction, its norm, the update.
-  void step_tensor(TensorSlot<T>& s, std::int64_t t, double schedule, Workspace<T>& ws) override {
-    if constexpr (!Rule::kElementwise) {
-      T* d = ws.direction_buffer(s.shape.numel());
-      if (!Rule::direction(cfg_, states_[s.index], s.grad, d, s.shape, t, ws)) return;
-      for (std::size_t b = 0; b < s.shape.batch(); ++b)
-        s.norm.template dualize<T>(matrix_view(d, s.shape, b), ws);
-      update_from(s, d, 0, s.shape.numel(), t, schedule);
-    }
-  }
+  void step_tensor(TensorSlot<T>& s, std::int64_t t, double schedule, Workspace<T>& ws) override;
 
  private:
   // f(update): the per-element update u = lr_t x rule scale x D -> offset momentum -> decay -> W -= u.
@@ -405,6 +383,41 @@ class Group final : public GroupBase<T> {
   Config cfg_;
   std::vector<State> states_;
 };
+
+template <class T, class Rule>
+void Group<T, Rule>::step_range(TensorSlot<T>& s, std::int64_t t, double schedule, std::size_t begin,
+                                std::size_t end, Workspace<T>&) {
+  if constexpr (Rule::kElementwise) {
+    const typename Rule::template Kernel<T> rule(cfg_, states_[s.index], t);
+    with_update(s, t, schedule, [&](const auto& update) { detail::for_each_direction<T>(rule, s.grad, begin, end - begin, update); });
+  }
+}
+
+template <class T, class Rule>
+void Group<T, Rule>::step_rows(TensorSlot<T>& s, std::int64_t t, double schedule, std::size_t matrix,
+                               Eigen::Index row0, Eigen::Index row1, Workspace<T>& ws) {
+  if constexpr (Rule::kElementwise) {
+    const Eigen::Index cols = s.shape.cols();
+    const std::size_t begin = matrix * s.shape.matrix_size() + std::size_t(row0 * cols);
+    const std::size_t n = std::size_t((row1 - row0) * cols);
+    T* d = ws.direction_buffer(n);
+    const typename Rule::template Kernel<T> rule(cfg_, states_[s.index], t);
+    detail::for_each_direction<T>(rule, s.grad, begin, n, [d, begin](std::size_t i, T x) { d[i - begin] = x; });
+    detail::dualize_rows<T>(s.norm, d, row1 - row0, cols, detail::independent_rows(s.norm, s.shape), ws);
+    update_from(s, d, begin, n, t, schedule);
+  }
+}
+
+template <class T, class Rule>
+void Group<T, Rule>::step_tensor(TensorSlot<T>& s, std::int64_t t, double schedule, Workspace<T>& ws) {
+  if constexpr (!Rule::kElementwise) {
+    T* d = ws.direction_buffer(s.shape.numel());
+    if (!Rule::direction(cfg_, states_[s.index], s.grad, d, s.shape, t, ws)) return;
+    for (std::size_t b = 0; b < s.shape.batch(); ++b)
+      s.norm.template dualize<T>(matrix_view(d, s.shape, b), ws);
+    update_from(s, d, 0, s.shape.numel(), t, schedule);
+  }
+}
 
 template <class T>
 class Optimizer {
@@ -578,87 +591,12 @@ class Optimizer {
     return a0 < b0 + nb * sizeof(T) && b0 < a0 + na * sizeof(T);
   }
 
-  void step_where(const std::function<bool(const std::string&)>* which) {
-    // config() hands out references, so values are checked again here, before any change.
-    for (auto& g : groups_)
-      if (const std::string p = detail::config_problem<T>(*g); !p.empty()) throw Error("dualopt: step refused: " + p);
-    std::vector<std::size_t> chosen;
-    for (std::size_t i = 0; i < slots_.size(); ++i)
-      if (!which || (*which)(slots_[i].name)) chosen.push_back(i);
-    skipped_.clear();
-    if (nonfinite_ != NonFinite::Unchecked) {
-      // Big gradients are checked in chunks so the check spreads over threads like the step.
-      checks_.clear();
-      for (std::size_t i = 0; i < chosen.size(); ++i) {
-        const std::size_t n = slots_[chosen[i]].shape.numel();
-        for (std::size_t b = 0; b < n; b += detail::kChunk) checks_.push_back({i, b, std::min(n, b + detail::kChunk)});
-      }
-      check_failed_.assign(checks_.size(), 0);
-      const auto nchecks = static_cast<std::int64_t>(checks_.size());
-#pragma omp parallel for schedule(dynamic, 1) num_threads(threads())
-      for (std::int64_t k = 0; k < nchecks; ++k) {
-        const Check& c = checks_[std::size_t(k)];
-        check_failed_[std::size_t(k)] = !detail::all_finite(slots_[chosen[c.chosen]].grad + c.begin, c.end - c.begin);
-      }
-      std::vector<char> bad(chosen.size(), 0);
-      for (std::size_t k = 0; k < checks_.size(); ++k) bad[checks_[k].chosen] |= check_failed_[k];
-      std::vector<std::size_t> keep;
-      for (std::size_t i = 0; i < chosen.size(); ++i)
-        (bad[i] ? skipped_.push_back(slots_[chosen[i]].name) : keep.push_back(chosen[i]));
-      if (!skipped_.empty()) {
-        if (nonfinite_ == NonFinite::Throw) {
-          std::string names;
-          for (const auto& n : skipped_) names += (names.empty() ? "'" : ", '") + n + "'";
-          skipped_.clear();
-          throw Error("dualopt: non-finite gradient in tensor " + names + "; nothing was updated");
-        }
-        if (nonfinite_ == NonFinite::SkipStep) {
-          skipped_.clear();
-          for (std::size_t i : chosen) skipped_.push_back(slots_[i].name);
-          return;
-        }
-        chosen = std::move(keep);
-      }
-    }
-    run(chosen);
-    ++steps_;
-  }
+  void step_where(const std::function<bool(const std::string&)>* which);
 
   // Cuts the chosen tensors into independent units (see Unit and GroupBase). Each unit is
   // computed the same way whichever thread takes it, and the cut depends on shapes only, so
   // results are bitwise the same for any thread count.
-  void build_units(const std::vector<std::size_t>& chosen) {
-    units_.clear();
-    for (std::size_t i : chosen) {
-      const auto& s = slots_[i];
-      const GroupBase<T>& g = *groups_[s.group];
-      const Eigen::Index rows = s.shape.rows(), cols = s.shape.cols();
-      auto polar_cost = [](double r, double c) { return r * c * std::min(r, c); };
-      if (g.chunkable(s)) {
-        const std::size_t n = s.shape.numel();
-        for (std::size_t b = 0; b < n; b += detail::kChunk)
-          units_.push_back({i, b, std::min(n, b + detail::kChunk), 0, Unit::Kind::Range, 0.0});
-      } else if (g.elementwise()) {
-        // Blocks needing Newton-Schulz (e.g. the heads of a head-wise spectral norm) are a unit
-        // each; cheap maps take as many whole blocks as fit in a chunk.
-        const Eigen::Index granule = detail::independent_rows(s.norm, s.shape);
-        const bool polar = detail::needs_polar(s.norm);
-        const auto per_chunk = std::max<Eigen::Index>(1, Eigen::Index(detail::kChunk) / (granule * cols));
-        const Eigen::Index step = polar ? granule : granule * per_chunk;
-        const double cost = polar ? polar_cost(double(granule), double(cols)) : 0.0;
-        for (std::size_t b = 0; b < s.shape.batch(); ++b)
-          for (Eigen::Index r = 0; r < rows; r += step) {
-            const Eigen::Index e = std::min(rows, r + step);
-            units_.push_back({i, std::size_t(r), std::size_t(e), b, Unit::Kind::Rows, cost * double((e - r) / granule)});
-          }
-      } else {
-        const double cost = double(s.shape.batch()) * polar_cost(double(rows), double(cols));
-        units_.push_back({i, 0, 0, 0, Unit::Kind::Tensor, std::max(cost, 1.0)});
-      }
-    }
-    // Long units first, biggest first, so dynamic scheduling ends with short ones (balance).
-    std::stable_sort(units_.begin(), units_.end(), [](const Unit& a, const Unit& b) { return a.cost > b.cost; });
-  }
+  void build_units(const std::vector<std::size_t>& chosen);
 
   void run_unit(const Unit& u, double factor, Workspace<T>& ws) {
     TensorSlot<T>& s = slots_[u.slot];
@@ -672,42 +610,7 @@ class Optimizer {
     }
   }
 
-  void run(const std::vector<std::size_t>& chosen) {
-    build_units(chosen);
-    const int nt = threads();
-    if (workspaces_.size() < std::size_t(nt)) workspaces_.resize(std::size_t(nt));
-    const double factor = schedule_(steps_);
-    std::size_t first = 0;
-    // Fewer long units than threads (say one big matrix): one thread per unit would leave the
-    // others idle, so each runs in turn with all threads sharing its Newton-Schulz panels (whose
-    // cut is fixed, so the result is the same as on one thread).
-    const auto long_units = std::size_t(std::count_if(units_.begin(), units_.end(), [](const Unit& u) { return u.cost > 0; }));
-    if (nt > 1 && long_units > 0 && long_units < std::size_t(nt)) {
-      linalg::detail::SingleThreadedEigen pin;
-      Workspace<T>& ws = workspaces_[0];
-      struct OneThreadAfter {
-        Workspace<T>& ws;
-        ~OneThreadAfter() { ws.ns.set_threads(1); }
-      } restore{ws};
-      ws.ns.set_threads(nt);
-      for (; first < long_units; ++first) run_unit(units_[first], factor, ws);
-    }
-    const auto nunits = static_cast<std::int64_t>(units_.size());
-#pragma omp parallel num_threads(nt)
-    {
-      linalg::detail::SingleThreadedEigen pin;  // Eigen must not thread a product itself (see the guard)
-#pragma omp for schedule(dynamic, 1)
-      for (std::int64_t k = std::int64_t(first); k < nunits; ++k) {
-#ifdef _OPENMP
-        Workspace<T>& ws = workspaces_[std::size_t(omp_get_thread_num())];
-#else
-        Workspace<T>& ws = workspaces_[0];
-#endif
-        run_unit(units_[std::size_t(k)], factor, ws);
-      }
-    }
-    for (std::size_t i : chosen) ++slots_[i].t;
-  }
+  void run(const std::vector<std::size_t>& chosen);
 
   std::vector<std::unique_ptr<GroupBase<T>>> groups_;
   std::vector<TensorSlot<T>> slots_;
@@ -721,6 +624,128 @@ class Optimizer {
   std::int64_t steps_ = 0;
   int threads_ = 0;
 };
+
+// step_where, build_units and run are defined here, outside the class, so that they are not
+// inline: a program that compiles Optimizer<T> once (dualopt/instances.hpp) does not
+// instantiate the step again in every file.
+template <class T>
+void Optimizer<T>::step_where(const std::function<bool(const std::string&)>* which) {
+  // config() hands out references, so values are checked again here, before any change.
+  for (auto& g : groups_)
+    if (const std::string p = detail::config_problem<T>(*g); !p.empty()) throw Error("dualopt: step refused: " + p);
+  std::vector<std::size_t> chosen;
+  for (std::size_t i = 0; i < slots_.size(); ++i)
+    if (!which || (*which)(slots_[i].name)) chosen.push_back(i);
+  skipped_.clear();
+  if (nonfinite_ != NonFinite::Unchecked) {
+    // Big gradients are checked in chunks so the check spreads over threads like the step.
+    checks_.clear();
+    for (std::size_t i = 0; i < chosen.size(); ++i) {
+      const std::size_t n = slots_[chosen[i]].shape.numel();
+      for (std::size_t b = 0; b < n; b += detail::kChunk) checks_.push_back({i, b, std::min(n, b + detail::kChunk)});
+    }
+    check_failed_.assign(checks_.size(), 0);
+    const auto nchecks = static_cast<std::int64_t>(checks_.size());
+#pragma omp parallel for schedule(dynamic, 1) num_threads(threads())
+    for (std::int64_t k = 0; k < nchecks; ++k) {
+      const Check& c = checks_[std::size_t(k)];
+      check_failed_[std::size_t(k)] = !detail::all_finite(slots_[chosen[c.chosen]].grad + c.begin, c.end - c.begin);
+    }
+    std::vector<char> bad(chosen.size(), 0);
+    for (std::size_t k = 0; k < checks_.size(); ++k) bad[checks_[k].chosen] |= check_failed_[k];
+    std::vector<std::size_t> keep;
+    for (std::size_t i = 0; i < chosen.size(); ++i)
+      (bad[i] ? skipped_.push_back(slots_[chosen[i]].name) : keep.push_back(chosen[i]));
+    if (!skipped_.empty()) {
+      if (nonfinite_ == NonFinite::Throw) {
+        std::string names;
+        for (const auto& n : skipped_) names += (names.empty() ? "'" : ", '") + n + "'";
+        skipped_.clear();
+        throw Error("dualopt: non-finite gradient in tensor " + names + "; nothing was updated");
+      }
+      if (nonfinite_ == NonFinite::SkipStep) {
+        skipped_.clear();
+        for (std::size_t i : chosen) skipped_.push_back(slots_[i].name);
+        return;
+      }
+      chosen = std::move(keep);
+    }
+  }
+  run(chosen);
+  ++steps_;
+}
+
+template <class T>
+void Optimizer<T>::build_units(const std::vector<std::size_t>& chosen) {
+  units_.clear();
+  for (std::size_t i : chosen) {
+    const auto& s = slots_[i];
+    const GroupBase<T>& g = *groups_[s.group];
+    const Eigen::Index rows = s.shape.rows(), cols = s.shape.cols();
+    auto polar_cost = [](double r, double c) { return r * c * std::min(r, c); };
+    if (g.chunkable(s)) {
+      const std::size_t n = s.shape.numel();
+      for (std::size_t b = 0; b < n; b += detail::kChunk)
+        units_.push_back({i, b, std::min(n, b + detail::kChunk), 0, Unit::Kind::Range, 0.0});
+    } else if (g.elementwise()) {
+      // Blocks needing Newton-Schulz (e.g. the heads of a head-wise spectral norm) are a unit
+      // each; cheap maps take as many whole blocks as fit in a chunk.
+      const Eigen::Index granule = detail::independent_rows(s.norm, s.shape);
+      const bool polar = detail::needs_polar(s.norm);
+      const auto per_chunk = std::max<Eigen::Index>(1, Eigen::Index(detail::kChunk) / (granule * cols));
+      const Eigen::Index step = polar ? granule : granule * per_chunk;
+      const double cost = polar ? polar_cost(double(granule), double(cols)) : 0.0;
+      for (std::size_t b = 0; b < s.shape.batch(); ++b)
+        for (Eigen::Index r = 0; r < rows; r += step) {
+          const Eigen::Index e = std::min(rows, r + step);
+          units_.push_back({i, std::size_t(r), std::size_t(e), b, Unit::Kind::Rows, cost * double((e - r) / granule)});
+        }
+    } else {
+      const double cost = double(s.shape.batch()) * polar_cost(double(rows), double(cols));
+      units_.push_back({i, 0, 0, 0, Unit::Kind::Tensor, std::max(cost, 1.0)});
+    }
+  }
+  // Long units first, biggest first, so dynamic scheduling ends with short ones (balance).
+  std::stable_sort(units_.begin(), units_.end(), [](const Unit& a, const Unit& b) { return a.cost > b.cost; });
+}
+
+template <class T>
+void Optimizer<T>::run(const std::vector<std::size_t>& chosen) {
+  build_units(chosen);
+  const int nt = threads();
+  if (workspaces_.size() < std::size_t(nt)) workspaces_.resize(std::size_t(nt));
+  const double factor = schedule_(steps_);
+  std::size_t first = 0;
+  // Fewer long units than threads (say one big matrix): one thread per unit would leave the
+  // others idle, so each runs in turn with all threads sharing its Newton-Schulz panels (whose
+  // cut is fixed, so the result is the same as on one thread).
+  const auto long_units = std::size_t(std::count_if(units_.begin(), units_.end(), [](const Unit& u) { return u.cost > 0; }));
+  if (nt > 1 && long_units > 0 && long_units < std::size_t(nt)) {
+    linalg::detail::SingleThreadedEigen pin;
+    Workspace<T>& ws = workspaces_[0];
+    struct OneThreadAfter {
+      Workspace<T>& ws;
+      ~OneThreadAfter() { ws.ns.set_threads(1); }
+    } restore{ws};
+    ws.ns.set_threads(nt);
+    for (; first < long_units; ++first) run_unit(units_[first], factor, ws);
+  }
+  const auto nunits = static_cast<std::int64_t>(units_.size());
+#pragma omp parallel num_threads(nt)
+  {
+    linalg::detail::SingleThreadedEigen pin;  // Eigen must not thread a product itself (see the guard)
+#pragma omp for schedule(dynamic, 1)
+    for (std::int64_t k = std::int64_t(first); k < nunits; ++k) {
+#ifdef _OPENMP
+      Workspace<T>& ws = workspaces_[std::size_t(omp_get_thread_num())];
+#else
+      Workspace<T>& ws = workspaces_[0];
+#endif
+      run_unit(units_[std::size_t(k)], factor, ws);
+    }
+  }
+  for (std::size_t i : chosen) ++slots_[i].t;
+}
 
 }  // namespace dualopt
 

@@ -209,19 +209,10 @@ class NewtonSchulz {
 
   // Replaces x (r x c, row-major) by its approximate polar factor. Zero stays zero.
   // Buffers are kept between calls and only grow, so repeated calls do not allocate.
+  // Defined below the class: an out-of-class member is not inline, so a program that compiles
+  // it once (dualopt/instances.hpp) does not instantiate it again in every file.
   void run(MatrixMap<T> x, const NsSchedule& schedule, NsPrescale prescale = NsPrescale::Frobenius,
-           T eps = T(1e-7)) {
-    if (x.size() == 0) return;
-    detail::SingleThreadedEigen pin;
-    const T scale = prescale_norm<T>(x, prescale, power_) + eps;
-    x /= scale;
-    if (x.rows() <= x.cols()) {
-      iterate(x, schedule);
-    } else {
-      WideMap xt(x.data(), x.cols(), x.rows());  // the transpose, wide, same memory
-      iterate(xt, schedule);
-    }
-  }
+           T eps = T(1e-7));
 
   // Threads that share the panels of one call (for a matrix that runs alone); results do not
   // depend on it. Inside an enclosing OpenMP team keep it at 1.
@@ -385,5 +376,19 @@ class NewtonSchulz {
   double gram_first_gain_limit_ = kGramFirstGainLimit;
   double gram_gain_limit_ = kGramGainLimit;
 };
+
+template <class T>
+void NewtonSchulz<T>::run(MatrixMap<T> x, const NsSchedule& schedule, NsPrescale prescale, T eps) {
+  if (x.size() == 0) return;
+  detail::SingleThreadedEigen pin;
+  const T scale = prescale_norm<T>(x, prescale, power_) + eps;
+  x /= scale;
+  if (x.rows() <= x.cols()) {
+    iterate(x, schedule);
+  } else {
+    WideMap xt(x.data(), x.cols(), x.rows());  // the transpose, wide, same memory
+    iterate(xt, schedule);
+  }
+}
 
 }  // namespace dualopt::linalg

@@ -30,18 +30,14 @@ class Norm {
 
   // Writes the dual map of m into m: ||m|| = 1 (within the Newton-Schulz band) and
   // <m_out, m_in> = dual_norm(m_in), times the spectral shape scale when that is on.
+  // These three are defined below the class, so they are not inline: a program that compiles
+  // them once (dualopt/instances.hpp) does not instantiate every norm again in each file.
   template <class T>
-  void dualize(MatrixMap<T> m, Workspace<T>& ws) const {
-    std::visit([&](const auto& n) { n.template dualize<T>(m, ws); }, v_);
-  }
+  void dualize(MatrixMap<T> m, Workspace<T>& ws) const;
   template <class T>
-  T norm(const ConstMatrixMap<T>& m) const {
-    return std::visit([&](const auto& n) { return n.template norm<T>(m); }, v_);
-  }
+  T norm(const ConstMatrixMap<T>& m) const;
   template <class T>
-  T dual_norm(const ConstMatrixMap<T>& m) const {
-    return std::visit([&](const auto& n) { return n.template dual_norm<T>(m); }, v_);
-  }
+  T dual_norm(const ConstMatrixMap<T>& m) const;
 
  private:
   // Declared above name(), which calls it from a generic lambda: declared below it, clang 14
@@ -90,6 +86,19 @@ inline Norm columnwise_l2() { return ColL2{}; }
 inline Norm spectral(Spectral options = {}) { return options; }
 inline Norm headwise(Norm inner, std::size_t blocks) {
   return HeadWise{std::make_shared<const Norm>(std::move(inner)), blocks};
+}
+
+template <class T>
+void Norm::dualize(MatrixMap<T> m, Workspace<T>& ws) const {
+  std::visit([&](const auto& n) { n.template dualize<T>(m, ws); }, v_);
+}
+template <class T>
+T Norm::norm(const ConstMatrixMap<T>& m) const {
+  return std::visit([&](const auto& n) { return n.template norm<T>(m); }, v_);
+}
+template <class T>
+T Norm::dual_norm(const ConstMatrixMap<T>& m) const {
+  return std::visit([&](const auto& n) { return n.template dual_norm<T>(m); }, v_);
 }
 
 // Each block is a view of `rows / blocks` consecutive rows; the row-major buffer makes a
