@@ -15,6 +15,7 @@
 //
 //   bench_newton_schulz --benchmark_repetitions=3 --benchmark_enable_random_interleaving=true
 // With --benchmark_format=json the summary goes to stderr so stdout stays valid JSON.
+#include <dualopt/instances.hpp>  // first: the optimizers are compiled once, in dualopt_instances
 #include <dualopt/linalg/newton_schulz.hpp>
 #include <dualopt/linalg/polar.hpp>
 

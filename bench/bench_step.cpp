@@ -16,6 +16,7 @@
 //   bench_step [--threads=N] [--skip_memory] [--benchmark_repetitions=3 --benchmark_enable_random_interleaving=true]
 // The default thread count is OpenMP's; --skip_memory leaves out the state/workspace table. Every optimizer takes one untimed step first (SOAP-Muon's
 // first call only builds its basis); timed SOAP-Muon steps do not include a basis refresh.
+#include <dualopt/instances.hpp>  // first: the optimizers are compiled once, in dualopt_instances
 #include <dualopt/dualopt.hpp>
 
 #include <benchmark/benchmark.h>

@@ -8,6 +8,7 @@
 // random orthonormal U, V and the named spectrum (or a Gaussian matrix).
 //
 //   tool_ns_accuracy [rows cols [L ...]]      (default: 256 1024 and 64 768)
+#include <dualopt/instances.hpp>  // first: the optimizers are compiled once, in dualopt_instances
 #include <dualopt/linalg/newton_schulz.hpp>
 #include <dualopt/linalg/polar_express.hpp>
 

@@ -5,6 +5,7 @@
 //   whitening_full [--skip-4000x1000] [--seeds K]
 // --seeds K averages each metric over seeds 1..K (default 1: one draw, as in the notebook).
 // The 4000 x 1000 two-sided case (T = 10) is the slowest; --skip-4000x1000 leaves it out.
+#include <dualopt/instances.hpp>  // first: the optimizers are compiled once, in dualopt_instances
 #include "../tests/whitening_protocol.hpp"
 
 #include <algorithm>

@@ -15,6 +15,8 @@
 #include <string>
 #include <vector>
 
+namespace test_bad_input {  // a namespace per file: the test files are compiled together (unity build)
+
 using namespace dualopt;
 using Catch::Matchers::Contains;
 using zoo::Kind;
@@ -291,3 +293,5 @@ TEMPLATE_TEST_CASE("every norm maps a zero direction to zero", "", float, double
     }
   }
 }
+
+}  // namespace test_bad_input

@@ -19,6 +19,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+namespace test_checkpoint {  // a namespace per file: the test files are compiled together (unity build)
+
 using namespace dualopt;
 using zoo::Kind;
 
@@ -541,3 +543,5 @@ TEST_CASE("file saves are atomic and failures leave the previous file intact") {
   f.opt->load(path);
   CHECK(zoo::save_to_string(*f.opt) == good);
 }
+
+}  // namespace test_checkpoint

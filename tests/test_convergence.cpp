@@ -19,6 +19,8 @@
 #include <string>
 #include <vector>
 
+namespace test_convergence {  // a namespace per file: the test files are compiled together (unity build)
+
 using namespace dualopt;
 
 namespace {
@@ -253,3 +255,5 @@ TEST_CASE("every optimizer fits least squares with a bias", "[convergence]") {
   run_regression<double>(400);
   run_regression<float>(400);
 }
+
+}  // namespace test_convergence

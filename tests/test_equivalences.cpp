@@ -18,6 +18,8 @@
 #include <string>
 #include <vector>
 
+namespace test_equivalences {  // a namespace per file: the test files are compiled together (unity build)
+
 using namespace dualopt;
 using ref::Vec;
 using Dense = Eigen::MatrixXd;
@@ -173,7 +175,8 @@ TEST_CASE("SOAP-Muon with Q = I reduces to Adam followed by Newton-Schulz", "[eq
   // X = NS(5 quintic + 2 cubic)(Adam direction), optionally signed-sqrt'ed before the graft.
   // Adam sees SOAP's gradients from the second on (SOAP's first call only builds the basis).
   for (bool sqrt_corr : {false, true}) {
-    for (auto [r, cdim] : std::vector<std::pair<int, int>>{{8, 5}, {4, 9}, {6, 6}}) {
+    for (const auto& dims : std::vector<std::pair<int, int>>{{8, 5}, {4, 9}, {6, 6}}) {
+      const int r = dims.first, cdim = dims.second;  // not a structured binding: lambdas below capture them
       INFO(r << " x " << cdim << " sqrt correction " << sqrt_corr);
       SoapMuonConfig c;
       c.lr = 0.02;
@@ -340,3 +343,5 @@ TEST_CASE("offset momentum composes with Adam, LaProp, Muon, Mango and SOAP-Muon
         [r, c](Vec& w, const Vec& g, double f) { r->step(w, g, c.lr * f); });
   }
 }
+
+}  // namespace test_equivalences

@@ -15,6 +15,8 @@
 #include "../examples/tiny_gpt/data.hpp"
 #include "../examples/tiny_gpt/model.hpp"
 
+namespace test_examples_gpt {  // a namespace per file: the test files are compiled together (unity build)
+
 namespace {
 
 using tiny_gpt::GPT;
@@ -203,3 +205,5 @@ TEST_CASE("tiny_gpt: corpus, split and batches are deterministic", "[examples][g
 
   CHECK_THROWS_WITH(tiny_gpt::load_corpus("/nonexistent/dualopt/text"), Catch::Contains("no text at"));
 }
+
+}  // namespace test_examples_gpt

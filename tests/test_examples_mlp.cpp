@@ -16,6 +16,8 @@
 #include "fashion_mnist/dataset.hpp"
 #include "fashion_mnist/mlp.hpp"
 
+namespace test_examples_mlp {  // a namespace per file: the test files are compiled together (unity build)
+
 namespace fs = std::filesystem;
 using examples::Mlp;
 using examples::Rng;
@@ -207,3 +209,5 @@ TEST_CASE("Fashion-MNIST loader standardizes with training statistics", "[exampl
   CHECK_THROWS_WITH(examples::load_fashion_mnist(dir.path.string()),
                     Catch::Contains("apt-get install dataset-fashion-mnist"));
 }
+
+}  // namespace test_examples_mlp

@@ -23,6 +23,8 @@
 #include <type_traits>
 #include <vector>
 
+namespace test_kernels {  // a namespace per file: the test files are compiled together (unity build)
+
 using namespace dualopt;
 
 namespace {
@@ -410,3 +412,5 @@ TEST_CASE("every optimizer gives bitwise the same result on 1, 2 and 3 threads",
         kModel, 4);
   }
 }
+
+}  // namespace test_kernels

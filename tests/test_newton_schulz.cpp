@@ -18,6 +18,8 @@
 #include <utility>
 #include <vector>
 
+namespace test_newton_schulz {  // a namespace per file: the test files are compiled together (unity build)
+
 using dualopt::Matrix;
 using dualopt::MatrixMap;
 using dualopt::linalg::NewtonSchulz;
@@ -377,11 +379,13 @@ TEMPLATE_TEST_CASE("Polar Express 8 steps: |sigma - 1| < 5e-5 over [1e-3, 1] sig
     CHECK(dev < 5e-5);
     // The scalar map converges to rounding (measured: 2e-15 in double, 2e-7 in float).
     CHECK(dev < (is_float ? 2e-6 : 1e-13));
-    // Entrywise against the exact polar factor (measured in float: 3.2e-6 standard, 3.3e-6
-    // Gram). A Gram form that restarts too rarely lets X <- Q X amplify rounding (PE's first
+    // Entrywise against the exact polar factor. Measured in float over six random inputs of
+    // this spectrum, with SSE2 and with AVX2+FMA kernels: 2.5e-6..5e-6 standard, 6e-6..1.2e-5
+    // Gram. A Gram form that restarts too rarely lets X <- Q X amplify rounding (PE's first
     // step has slope 8.2): an intermediate version with a looser gain limit gave 3.3e-5 here.
+    const bool gram = method == dualopt::linalg::NsMethod::Gram;
     const double err = (out - Dense(pm)).cwiseAbs().maxCoeff();
-    CHECK(err < (is_float ? 1e-5 : 1e-13));
+    CHECK(err < (is_float ? (gram ? 2e-5 : 1e-5) : 1e-13));
   }
 }
 
@@ -442,3 +446,5 @@ TEMPLATE_TEST_CASE("NewtonSchulz workspace reuse does not leak state", "[newton_
   const Dense fresh = run_ns<T>(m, q, NsPrescale::SpectralPower);
   CHECK((first - fresh).cwiseAbs().maxCoeff() == 0.0);
 }
+
+}  // namespace test_newton_schulz

@@ -9,6 +9,8 @@
 #include <random>
 #include <vector>
 
+namespace test_norms {  // a namespace per file: the test files are compiled together (unity build)
+
 using namespace dualopt;
 using Mat = Matrix<double>;
 
@@ -151,3 +153,5 @@ TEST_CASE("norm shape checks name the tensor", "[norms]") {
   CHECK_NOTHROW(hw.check_shape("qkv", Shape{15, 4}));
   CHECK(hw.name() == "headwise(5,spectral)");
 }
+
+}  // namespace test_norms

@@ -13,6 +13,8 @@
 #include <string>
 #include <vector>
 
+namespace test_optimizers {  // a namespace per file: the test files are compiled together (unity build)
+
 using namespace dualopt;
 using ref::Vec;
 
@@ -465,3 +467,5 @@ TEST_CASE("default hyperparameters are the ones ALGORITHMS.md lists", "[optimize
   CHECK(laprop.lr == 4e-4);
   CHECK(laprop.eps == 1e-15);
 }
+
+}  // namespace test_optimizers

@@ -21,6 +21,8 @@
 #include <string>
 #include <vector>
 
+namespace test_schedule_presets {  // a namespace per file: the test files are compiled together (unity build)
+
 using namespace dualopt;
 using ref::Vec;
 
@@ -357,3 +359,5 @@ TEST_CASE("after a subset step, skipped tensors resume with their own bias corre
   CHECK(opt.tensors()[0].t == 5);
   CHECK(opt.tensors()[1].t == 3);
 }
+
+}  // namespace test_schedule_presets

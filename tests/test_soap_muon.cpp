@@ -16,6 +16,8 @@
 #include <string>
 #include <vector>
 
+namespace test_soap_muon {  // a namespace per file: the test files are compiled together (unity build)
+
 using namespace dualopt;
 using Dense = Eigen::MatrixXd;
 
@@ -163,7 +165,8 @@ TEST_CASE("permuting Q's columns together with v leaves every later update uncha
   // Three optimizers run in lockstep; then B gets Q P and v permuted the same way along its
   // rotated axis, C gets Q P alone. B must move exactly as A (the update is equivariant under
   // the permutation) until the next refresh re-sorts both to one state; C must not.
-  for (auto [r, c] : std::vector<std::pair<std::size_t, std::size_t>>{{5, 9}, {9, 5}}) {
+  for (const auto& dims : std::vector<std::pair<std::size_t, std::size_t>>{{5, 9}, {9, 5}}) {
+    const std::size_t r = dims.first, c = dims.second;  // not a structured binding: lambdas below capture them
     INFO(r << " x " << c);
     const bool left = r < c;
     const std::size_t s = std::min(r, c);
@@ -304,3 +307,5 @@ TEST_CASE("SOAP-Muon whitens the two-sided scaled input better than Muon", "[soa
     CHECK(whitening::two_sided_input_ratio(m, n, 0.95) > 10 * s.muon);
   }
 }
+
+}  // namespace test_soap_muon

@@ -14,6 +14,8 @@
 #include <string>
 #include <vector>
 
+namespace test_threads {  // a namespace per file: the test files are compiled together (unity build)
+
 using namespace dualopt;
 using zoo::Kind;
 
@@ -93,3 +95,5 @@ TEMPLATE_TEST_CASE("results are bitwise identical wherever the trainer's buffers
     }
   }
 }
+
+}  // namespace test_threads

@@ -12,6 +12,8 @@
 
 #include <cmath>
 
+namespace test_whitening {  // a namespace per file: the test files are compiled together (unity build)
+
 namespace {
 
 double mean_one_sided(Eigen::Index m, Eigen::Index n, int seeds, dualopt::linalg::NewtonSchulz<double>& ns) {
@@ -67,3 +69,5 @@ TEST_CASE("Muon leaves a two-sided conditioning partly in place (128 x 128, T = 
   CHECK(r >= 3.7);
   CHECK(r <= 3.95);
 }
+
+}  // namespace test_whitening

@@ -6,6 +6,7 @@
 //
 // Exit status: 0 on success, 1 on bad usage or missing data, 2 when a run's loss went
 // non-finite or did not decrease (the smoke test relies on this).
+#include <dualopt/instances.hpp>  // first: the optimizers are compiled once, in dualopt_instances
 #include <Eigen/Core>
 
 #include <algorithm>

@@ -6,6 +6,7 @@
 //
 // Writes DIR/val_loss.csv, DIR/train_loss.csv, DIR/summary.csv, DIR/val_loss.svg,
 // DIR/train_loss.svg and prints a results table and a text sample from the best model.
+#include <dualopt/instances.hpp>  // first: the optimizers are compiled once, in dualopt_instances
 #include <Eigen/Core>
 
 #include <algorithm>

@@ -1,6 +1,8 @@
 #pragma once
 // What the checkpoint fuzzer and its seed writer share: the fixed tensor sets (the test zoo's
 // models, without the large tensor) and the optimizer a checkpoint's kind selects.
+#include <dualopt/instances.hpp>  // first: the optimizers come from the test instances library
+
 #include "../optimizer_zoo.hpp"
 
 #include <cstring>

@@ -1,3 +1,3 @@
-// The test programs' one copy of every optimizer's double code (see dualopt/instances.hpp).
+// Our programs' one copy of every optimizer's double code (see dualopt/instances.hpp).
 #define DUALOPT_INSTANTIATE_DOUBLE
 #include <dualopt/instances.hpp>
