@@ -200,15 +200,18 @@ Matrix<T> gaussian(Eigen::Index r, Eigen::Index c, std::uint64_t seed) {
 
 }  // namespace
 
-TEST_CASE("symmetric panel products match a plain product", "[kernels][newton_schulz]") {
+TEST_CASE("symmetric tile products match a plain product", "[kernels][newton_schulz]") {
   using Dense = Eigen::MatrixXd;
-  for (Eigen::Index r : {1, 5, 127, 128, 129, 300}) {
+  // One tile up to kTileEdge, then grids of 2 x 2 and 3 x 3 with uneven edges.
+  for (Eigen::Index r : {1, 5, 300, 512, 513, 700, 1030}) {
     CAPTURE(r);
     const Dense x = gaussian<double>(r, r + 17, std::uint64_t(r)).cast<double>();
     const Dense want = x * x.transpose();
     Dense got = Dense::Constant(r, r, -7.0);  // every entry must be overwritten
-    for (Eigen::Index i0 = 0; i0 < r; i0 += linalg::detail::kRowPanel)
-      linalg::detail::symmetric_product_rows(got, x, x.transpose(), i0, std::min(linalg::detail::kRowPanel, r - i0));
+    const Eigen::Index jobs = linalg::detail::tile_jobs(r);
+    CHECK(jobs == (r <= 512 ? 1 : r <= 1024 ? 3 : 6));
+    for (Eigen::Index job = jobs - 1; job >= 0; --job)  // any order: the tiles are disjoint
+      linalg::detail::symmetric_product_tile(got, x, x.transpose(), job);
     CHECK((got - want).cwiseAbs().maxCoeff() < 1e-12 * (1 + want.cwiseAbs().maxCoeff()));
     CHECK((got - got.transpose()).cwiseAbs().maxCoeff() == 0.0);  // mirrored exactly
   }
