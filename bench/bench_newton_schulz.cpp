@@ -8,6 +8,8 @@
 //   ref       newton_schulz_reference: the reference loop transcribed plainly (three products
 //             per step, fresh temporaries), Eigen threading its GEMMs itself
 //   svd       the exact polar factor through BDCSVD (linalg::polar_factor)
+//   xxt/...   X X^T alone at the wide shapes, 1 thread: our tile grid, Eigen's whole triangular
+//             product, a full GEMM
 // Each at 1 and 2 threads (svd: 2 only). Effective rate = naive flops / time, with the naive
 // count 4 r^2 c + 2 r^3 per step (r <= c). The "heads" shape is a batch of 36 blocks of 64 x 768
 // (Mango's head-wise QKV): the batch is spread over threads one block per task, as the optimizer
@@ -32,6 +34,7 @@
 #include <memory>
 #include <random>
 #include <string>
+#include <utility>
 #include <vector>
 
 #ifdef _OPENMP
@@ -149,6 +152,32 @@ void run_case(benchmark::State& state, const Case& c, Kind kind, int threads) {
   Eigen::setNbThreads(0);
 }
 
+// X X^T alone (1 thread), the product the Gram form and the standard form both start from:
+// our tile grid (linalg::detail::symmetric_product_tile) against Eigen's best single call, a
+// whole triangular product, and a full GEMM. GFLOP/s count the full product (2 r^2 c).
+enum class Sym { Tiles, Triangular, Gemm };
+void run_sym(benchmark::State& state, const Case& c, Sym kind) {
+  Eigen::setNbThreads(1);
+  const Eigen::Index r = std::min(c.rows, c.cols), n = std::max(c.rows, c.cols);
+  const Eigen::MatrixXf x = Eigen::MatrixXf::Random(r, n);
+  Eigen::MatrixXf g(r, r);
+  for (auto _ : state) {
+    switch (kind) {
+      case Sym::Tiles:
+        for (Eigen::Index job = 0; job < dualopt::linalg::detail::tile_jobs(r); ++job)
+          dualopt::linalg::detail::symmetric_product_tile(g, x, x.transpose(), job);
+        break;
+      case Sym::Triangular: g.triangularView<Eigen::Lower>() = x * x.transpose(); break;
+      case Sym::Gemm: g.noalias() = x * x.transpose(); break;
+    }
+    benchmark::DoNotOptimize(g.data());
+    benchmark::ClobberMemory();
+  }
+  state.counters["GFLOP/s"] =
+      benchmark::Counter(2.0 * double(r) * double(r) * double(n) * 1e-9, benchmark::Counter::kIsIterationInvariantRate);
+  Eigen::setNbThreads(0);
+}
+
 std::string bench_name(const Case& c, Kind k, int threads) {
   return std::string("ns/") + c.name + "/" + kind_name(k) + "/threads:" + std::to_string(threads);
 }
@@ -175,6 +204,15 @@ int main(int argc, char** argv) {
       }
     }
   }
+  for (const Case& c : kCases) {
+    if (c.batch != 1 || c.rows > c.cols || c.rows == c.cols) continue;  // the two wide shapes
+    const std::pair<Sym, const char*> syms[] = {{Sym::Tiles, "tiles"}, {Sym::Triangular, "triangular"}, {Sym::Gemm, "gemm"}};
+    for (const auto& [k, name] : syms) {
+      auto* b = benchmark::RegisterBenchmark((std::string("xxt/") + c.name + "/" + name).c_str(),
+                                             [&c, k = k](benchmark::State& s) { run_sym(s, c, k); });
+      b->Unit(benchmark::kMillisecond)->UseRealTime()->ComputeStatistics("min", min_stat);
+    }
+  }
   std::unique_ptr<benchmark::BenchmarkReporter> display(benchmark::CreateDefaultDisplayReporter());
   BestTimes collector(display.get());
   benchmark::RunSpecifiedBenchmarks(&collector);
@@ -197,6 +235,16 @@ int main(int argc, char** argv) {
                  eff, gemm, eff / gemm, s2 / o2, ref2 * 1e3, ref2 / o2, svd * 1e3, svd / o2);
   }
   std::fprintf(out, "(1-thread columns: ours1 vs gemm1 in the benchmark lines above)\n");
+  std::fprintf(out, "\nX X^T alone, 1 thread, GFLOP/s counting the full product\n%-15s %8s %11s %8s %14s\n", "shape",
+               "tiles", "triangular", "gemm", "tiles/triang.");
+  for (const Case& c : kCases) {
+    if (c.batch != 1 || c.rows >= c.cols) continue;
+    const double f = 2.0 * double(c.rows) * double(c.rows) * double(c.cols) * 1e-9;
+    const double t = collector.seconds(std::string("xxt/") + c.name + "/tiles");
+    const double w = collector.seconds(std::string("xxt/") + c.name + "/triangular");
+    const double g = collector.seconds(std::string("xxt/") + c.name + "/gemm");
+    std::fprintf(out, "%-15s %8.1f %11.1f %8.1f %14.2f\n", c.name, f / t, f / w, f / g, w / t);
+  }
   benchmark::Shutdown();
   return 0;
 }
