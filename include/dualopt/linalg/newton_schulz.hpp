@@ -169,7 +169,7 @@ class Scratch {
 
 // Panel and tile sizes are constants, so the cut of every product depends on the shape alone.
 constexpr Eigen::Index kColPanel = 256;  // columns of X per X <- a X + B X panel
-constexpr Eigen::Index kTileEdge = 512;  // largest tile edge of a symmetric product's lower triangle
+constexpr Eigen::Index kTileEdge = 512;  // symmetric-product tiles: edges r / ceil(r / 512), rounded to 16
 constexpr Eigen::Index kTile = 32;       // mirroring tile (both sides stay in L1)
 
 inline Eigen::Index panel_count(Eigen::Index n, Eigen::Index panel) { return (n + panel - 1) / panel; }
@@ -184,7 +184,7 @@ inline Eigen::Index tile_jobs(Eigen::Index r) {
   const Eigen::Index nb = tile_grid(r);
   return nb * (nb + 1) / 2;
 }
-// Where tile row/column k starts; interior edges on multiples of 16 floats (a cache line).
+// Where tile row/column k starts; interior edges on multiples of 16 elements (a float cache line).
 inline Eigen::Index tile_start(Eigen::Index r, Eigen::Index nb, Eigen::Index k) {
   return k == nb ? r : r * k / nb / 16 * 16;
 }
