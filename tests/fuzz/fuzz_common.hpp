@@ -1,7 +1,7 @@
 #pragma once
 // What the checkpoint fuzzer and its seed writer share: the fixed tensor sets (the test zoo's
 // models, without the large tensor) and the optimizer a checkpoint's kind selects.
-#include <dualopt/instances.hpp>  // first: the optimizers come from the test instances library
+#include <dualopt/instances.hpp>  // first: the optimizers come from dualopt_instances
 
 #include "../optimizer_zoo.hpp"
 
