@@ -43,7 +43,8 @@ struct Adam {
   }
 
   // Direction for elements [begin, begin + n); g and d point at element `begin`.
-  // Same operation order as torch.optim.Adam: m / bc1 / (sqrt(v) / sqrt(bc2) + eps).
+  // torch.optim.Adam's direction m / bc1 / (sqrt(v) / sqrt(bc2) + eps), the bias corrections
+  // applied as multiplications (rules/moments.hpp).
   // This is the readable reference; step() runs Kernel below, tested against it
   // (tests/test_kernels.cpp).
   template <class T>
@@ -54,7 +55,7 @@ struct Adam {
     const BiasCorrection<T> k(c, t);
     m = k.b1 * m + (T(1) - k.b1) * grad;
     v = k.b2 * v + (T(1) - k.b2) * grad.square();
-    out = (m / k.bc1) / (v.sqrt() / k.sqrt_bc2 + k.eps);
+    out = (m * k.inv_bc1) / (v.sqrt() * k.inv_sqrt_bc2 + k.eps);
   }
 
   // direction() one element at a time, the same operations in the same order, so that the
@@ -76,7 +77,7 @@ struct Adam {
       return v[i];
     }
     // The direction, given root = sqrt(pre(i, g)).
-    T post(std::size_t i, T, T root) const { return (m[i] / k.bc1) / (root / k.sqrt_bc2 + k.eps); }
+    T post(std::size_t i, T, T root) const { return (m[i] * k.inv_bc1) / (root * k.inv_sqrt_bc2 + k.eps); }
   };
 };
 

@@ -49,8 +49,8 @@ struct LaProp {
     ConstArrayMap<T> grad(g, n);
     const BiasCorrection<T> k(c, t);
     v = k.b2 * v + (T(1) - k.b2) * grad.square();
-    m = k.b1 * m + (T(1) - k.b1) * grad / (v.sqrt() / k.sqrt_bc2 + k.eps);
-    out = m / k.bc1;
+    m = k.b1 * m + (T(1) - k.b1) * grad / (v.sqrt() * k.inv_sqrt_bc2 + k.eps);
+    out = m * k.inv_bc1;
   }
 
   // direction() one element at a time, same operations and order: what step() runs, fused
@@ -67,8 +67,8 @@ struct LaProp {
       return v[i];
     }
     T post(std::size_t i, T g, T root) const {
-      m[i] = k.b1 * m[i] + ((T(1) - k.b1) * g) / (root / k.sqrt_bc2 + k.eps);
-      return m[i] / k.bc1;
+      m[i] = k.b1 * m[i] + ((T(1) - k.b1) * g) / (root * k.inv_sqrt_bc2 + k.eps);
+      return m[i] * k.inv_bc1;
     }
   };
 };
