@@ -2,9 +2,11 @@
 // wte 50257x768, wpe 1024x768, 12 blocks of qkv 2304x768 + bias, proj 768x768 + bias,
 // fc 3072x768 + bias, fc-proj 768x3072 + bias, two layernorms; final layernorm), next to the
 // limits measured in the same process:
-//   fused    a single-pass loop over every tensor with Adam's memory traffic (reads G, m, v, W,
+//   fused    a single pass over every tensor with Adam's memory traffic (reads G, m, v, W,
 //            writes m, v, W: 28 bytes per parameter) and trivial arithmetic: the bandwidth limit
 //   fused_adam_math  the same pass with Adam's square root and division (a diagnostic)
+//   fused_checked    a read-only pass over the gradients (the library's finiteness test), then
+//            the fused pass: the limit for a checked step (32 bytes per parameter)
 //   ns/<opt> exactly the Newton-Schulz calls that optimizer makes (same shapes, schedules and
 //            prescale), spread over the same threads the same way (biggest first, one matrix or
 //            head block per task)
@@ -164,37 +166,45 @@ FusedState& fused_state() {
   return s;
 }
 
-// with_adam_math: the same pass with Adam's square root and division per element, to tell
-// the cost of the arithmetic from anything our step adds.
-void fused_pass(int threads, bool with_adam_math = false) {
+// The passes below run in blocks of 1024 elements, one Eigen array statement per array, so each
+// block crosses memory once and then stays in L1: Eigen vectorizes at the full AVX width, which
+// GCC's own tuning for first-generation Zen does not (a plain loop, vectorized 4 floats wide
+// there, ran 20-25% slower for the same bytes; bench/README.md).
+enum class Pass {
+  Traffic,   // Adam's bytes with trivial arithmetic: the bandwidth limit
+  AdamMath,  // the same with Adam's square root and division, to tell arithmetic from overhead
+  Checked,   // a read-only pass over the gradients first, then Traffic: the limit for a step
+             // that refuses a non-finite gradient before it writes anything
+};
+
+void fused_pass(int threads, Pass kind) {
+  using A = Eigen::Map<Eigen::ArrayXf>;
+  using CA = Eigen::Map<const Eigen::ArrayXf>;
   auto& f = fused_state();
   auto& m = model();
   const auto n = static_cast<std::int64_t>(f.chunks.size());
+  if (kind == Pass::Checked) {
+    int bad = 0;
+#pragma omp parallel for schedule(dynamic, 1) num_threads(threads) reduction(| : bad)
+    for (std::int64_t k = 0; k < n; ++k) {
+      const auto& c = f.chunks[std::size_t(k)];
+      bad |= int(!detail::all_finite(m[c.tensor].g.data() + c.begin, c.end - c.begin));
+    }
+    if (bad) std::abort();  // the model's gradients are finite
+  }
 #pragma omp parallel for schedule(dynamic, 1) num_threads(threads)
   for (std::int64_t k = 0; k < n; ++k) {
     const auto& c = f.chunks[std::size_t(k)];
-    T* w = m[c.tensor].w.data();
-    const T* g = m[c.tensor].g.data();
-    T* mm = f.m[c.tensor].data();
-    T* vv = f.v[c.tensor].data();
-    if (!with_adam_math) {
-      for (std::size_t i = c.begin; i < c.end; ++i) {
-        mm[i] = 0.9f * mm[i] + 0.1f * g[i];
-        vv[i] = 0.999f * vv[i] + 0.001f * g[i] * g[i];
-        w[i] -= 1e-9f * mm[i] * (vv[i] + 1e-8f);
-      }
-      continue;
-    }
-    // std::sqrt in a plain loop does not vectorize (errno), Eigen's array sqrt does; blocks of
-    // 1024 keep the second sweep in L1, so memory is still crossed once.
     for (std::size_t b = c.begin; b < c.end; b += 1024) {
-      const std::size_t e = std::min(c.end, b + 1024);
-      for (std::size_t i = b; i < e; ++i) {
-        mm[i] = 0.9f * mm[i] + 0.1f * g[i];
-        vv[i] = 0.999f * vv[i] + 0.001f * g[i] * g[i];
-      }
-      using A = Eigen::Map<Eigen::ArrayXf>;
-      A(w + b, Eigen::Index(e - b)) -= 1e-9f * A(mm + b, Eigen::Index(e - b)) / (A(vv + b, Eigen::Index(e - b)).sqrt() + 1e-8f);
+      const auto len = Eigen::Index(std::min(c.end, b + 1024) - b);
+      A w(m[c.tensor].w.data() + b, len), mm(f.m[c.tensor].data() + b, len), vv(f.v[c.tensor].data() + b, len);
+      const CA g(m[c.tensor].g.data() + b, len);
+      mm = 0.9f * mm + 0.1f * g;
+      vv = 0.999f * vv + 0.001f * g.square();
+      if (kind == Pass::AdamMath)
+        w -= 1e-9f * mm / (vv.sqrt() + 1e-8f);
+      else
+        w -= 1e-9f * mm * (vv + 1e-8f);
     }
   }
 }
@@ -283,9 +293,9 @@ void bm_step(benchmark::State& state, const std::string& kind, NonFinite check) 
   if (elementwise(kind)) state.counters["GB/s"] = benchmark::Counter(bytes * 1e-9, benchmark::Counter::kIsIterationInvariantRate);
 }
 
-void bm_fused(benchmark::State& state, bool with_adam_math) {
-  fused_pass(g_threads, with_adam_math);
-  for (auto _ : state) fused_pass(g_threads, with_adam_math);
+void bm_fused(benchmark::State& state, Pass kind) {
+  fused_pass(g_threads, kind);
+  for (auto _ : state) fused_pass(g_threads, kind);
   state.counters["GB/s"] =
       benchmark::Counter(28.0 * double(parameter_count()) * 1e-9, benchmark::Counter::kIsIterationInvariantRate);
 }
@@ -366,8 +376,9 @@ int main(int argc, char** argv) {
         ->Iterations(iterations)
         ->ComputeStatistics("min", min_stat);
   };
-  reg("fused", [](benchmark::State& s) { bm_fused(s, false); }, 10);
-  reg("fused_adam_math", [](benchmark::State& s) { bm_fused(s, true); }, 10);
+  reg("fused", [](benchmark::State& s) { bm_fused(s, Pass::Traffic); }, 10);
+  reg("fused_adam_math", [](benchmark::State& s) { bm_fused(s, Pass::AdamMath); }, 10);
+  reg("fused_checked", [](benchmark::State& s) { bm_fused(s, Pass::Checked); }, 10);
   for (const auto& k : kOptimizers) {
     reg("step/" + k, [k](benchmark::State& s) { bm_step(s, k, NonFinite::Throw); }, elementwise(k) ? 10 : 2);
     if (elementwise(k))
@@ -383,14 +394,18 @@ int main(int argc, char** argv) {
   const double fused = collector.seconds("fused");
   const double bytes = 28.0 * double(parameter_count());
   std::fprintf(out, "\nSummary (%d threads; min over repetitions)\n", g_threads);
-  const double fused_math = collector.seconds("fused_adam_math");
-  std::fprintf(out, "fused single pass: %.1f ms, %.1f GB/s; with Adam's sqrt and division: %.1f ms (%.3f x)\n",
-               fused * 1e3, bytes / fused * 1e-9, fused_math * 1e3, fused_math / fused);
-  std::fprintf(out, "%-10s %10s %10s %12s %12s\n", "optimizer", "step ms", "GB/s", "step/fused", "unchecked/f");
+  const double fused_math = collector.seconds("fused_adam_math"), fused_checked = collector.seconds("fused_checked");
+  std::fprintf(out, "fused single pass: %.1f ms, %.1f GB/s; with Adam's sqrt and division: %.1f ms (%.3f x); "
+               "after a read pass over the gradients: %.1f ms (%.3f x)\n",
+               fused * 1e3, bytes / fused * 1e-9, fused_math * 1e3, fused_math / fused, fused_checked * 1e3,
+               fused_checked / fused);
+  std::fprintf(out, "%-10s %10s %10s %12s %12s %14s\n", "optimizer", "step ms", "GB/s", "step/fused", "unchecked/f",
+               "step/f_checked");
   for (const auto& k : kOptimizers) {
     if (!elementwise(k)) continue;
     const double s = collector.seconds("step/" + k), u = collector.seconds("step_unchecked/" + k);
-    std::fprintf(out, "%-10s %10.1f %10.1f %12.3f %12.3f\n", k.c_str(), s * 1e3, bytes / s * 1e-9, s / fused, u / fused);
+    std::fprintf(out, "%-10s %10.1f %10.1f %12.3f %12.3f %14.3f\n", k.c_str(), s * 1e3, bytes / s * 1e-9, s / fused,
+                 u / fused, s / fused_checked);
   }
   std::fprintf(out, "%-10s %10s %10s %12s %12s\n", "optimizer", "step ms", "NS ms", "NS+fused ms", "ratio");
   for (const auto& k : kOptimizers) {
