@@ -29,7 +29,7 @@ struct TorchMomentNames {  // torch.optim.Adam's state keys
 
 // A config's betas and eps at step t, with the bias corrections 1 / (1 - beta1^t) and
 // 1 / sqrt(1 - beta2^t) computed in double once per step. The rules multiply by them where
-// torch divides (at most an ulp apart): the fused Adam step did three float divisions per
+// torch divides (an ulp or two apart): the fused Adam step did three float divisions per
 // element, which made it compute-bound on an AVX2 core (bench/README.md).
 template <class T>
 struct BiasCorrection {
