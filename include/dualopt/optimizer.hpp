@@ -18,7 +18,6 @@
 #include <cstring>
 #include <functional>
 #include <iosfwd>
-#include <limits>
 #include <memory>
 #include <sstream>
 #include <string>
