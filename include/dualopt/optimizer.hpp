@@ -278,6 +278,8 @@ std::string config_problem(GroupBase<T>& g) {
       const bool beta = n == "beta" || n == "beta1" || n == "beta2" || n == "offset_beta";
       if (!std::isfinite(v))
         refuse(v, "is not finite");
+      else if (!std::isfinite(T(v)))
+        refuse(v, std::is_same_v<T, float> ? "overflows float" : "overflows double");
       else if (rate && v < 0)
         refuse(v, "is negative");
       else if (n == "eps" && !(T(v) >= std::numeric_limits<T>::min()))
@@ -744,8 +746,8 @@ void Optimizer<T>::step_where(const std::function<bool(const std::string&)>* whi
         std::string names;
         for (const auto& n : skipped_) names += (names.empty() ? "'" : ", '") + n + "'";
         skipped_.clear();
-        throw Error("dualopt: non-finite gradient (or one whose square overflows the state) in tensor " + names +
-                    "; nothing was updated");
+        throw Error("dualopt: non-finite gradient in tensor " + names +
+                    " (or one so large that the state would overflow); nothing was updated");
       }
       if (nonfinite_ == NonFinite::SkipStep) {
         skipped_.clear();
