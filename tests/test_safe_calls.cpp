@@ -45,6 +45,16 @@ bool state_finite(Optimizer<T>& opt) {
   opt.for_each_state_buffer([&](const TensorSlot<T>&, const char*, std::vector<T>& d) { ok = ok && finite(d); });
   return ok;
 }
+// State buffers and counters only (state_snapshot also holds the hyperparameters).
+template <class T>
+std::string buffers(Optimizer<T>& opt) {
+  std::string out;
+  opt.for_each_state_buffer([&](const TensorSlot<T>& s, const char* name, std::vector<T>& d) {
+    out += s.name + "/" + name + "=" + std::to_string(s.t);
+    zoo::append_bytes(out, d.data(), d.size());
+  });
+  return out;
+}
 template <class T>
 std::vector<T> pattern(std::size_t n, double phase) {
   std::vector<T> v(n);
@@ -145,13 +155,13 @@ TEMPLATE_TEST_CASE("SOAP-Muon's max_precond_dim edited after registration is ref
     opt.step();
     opt.step();
     const std::vector<T> before = w;
-    const std::string state = zoo::state_snapshot(opt);
+    const std::string state = buffers(opt);
     opt.config().max_precond_dim = registered == 8 ? 10000 : 8;  // switches the rotation on / off
     CHECK_THROWS_WITH(opt.step(), Contains("tensor 'm'") && Contains("would switch the SOAP rotation"));
     std::ostringstream out;
     CHECK_THROWS_WITH(opt.save(out), Contains("cannot save") && Contains("would switch the SOAP rotation"));
     CHECK(w == before);
-    CHECK(zoo::state_snapshot(opt) == state);
+    CHECK(buffers(opt) == state);
     opt.config().max_precond_dim = registered == 8 ? 9 : 13;  // same rotation either way: fine
     CHECK_NOTHROW(opt.step());
     CHECK(finite(w));
@@ -191,6 +201,7 @@ TEMPLATE_TEST_CASE("a finite gradient spike never leaves non-finite SOAP-Muon st
         CHECK(we == we0);
       } else {
         opt.step();
+        REQUIRE_FALSE(opt.skipped_tensors().empty());
         CHECK(opt.skipped_tensors().front() == "m");
         CHECK((we == we0) == (policy == NonFinite::SkipStep));
       }

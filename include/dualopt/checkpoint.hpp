@@ -105,7 +105,6 @@
 #include <variant>
 #include <vector>
 
-
 namespace dualopt::checkpoint {
 
 inline constexpr char kMagic[8] = {'D', 'U', 'A', 'L', 'O', 'P', 'T', '\0'};
@@ -462,8 +461,9 @@ void Optimizer<T>::save(std::ostream& os) const {
       if (!s.offset.empty()) {
         out.bytes(s.offset.data(), s.offset.size() * sizeof(T));
       } else {
-        const T zero = T(0);
-        for (std::size_t i = 0; i < s.shape.numel(); ++i) out.bytes(&zero, sizeof zero);
+        const std::vector<T> zeros(std::min<std::size_t>(s.shape.numel(), 4096), T(0));
+        for (std::size_t i = 0; i < s.shape.numel(); i += zeros.size())
+          out.bytes(zeros.data(), std::min(zeros.size(), s.shape.numel() - i) * sizeof(T));
       }
     }
   }

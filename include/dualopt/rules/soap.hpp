@@ -94,7 +94,8 @@ struct Soap {
   // Whether this gradient would overflow the state. Every entry of G G^T (or G^T G) and of the
   // rotated gradient squared is at most ||G||_F^2 (Cauchy-Schwarz; Q is orthogonal), so the new
   // factor and second moment are bounded by beta max|old| + (1 - beta) ||G||_F^2; refused when
-  // that bound passes half the largest T (the rounding margin).
+  // that bound, or ||G||_F^2 itself (the products are formed before the EMA), passes half the
+  // largest T (the rounding margin).
   template <class T>
   static bool overflows(const Config& c, State<T>& st, const T* g, const Shape& shape) {
     const auto n = Eigen::Index(shape.numel());
@@ -104,7 +105,7 @@ struct Soap {
       return v.empty() ? 0.0 : double(ConstArrayMap<T>(v.data(), Eigen::Index(v.size())).abs().maxCoeff());
     };
     const double b_sh = c.shampoo_beta < 0 ? c.beta2 : c.shampoo_beta;
-    return !(b_sh * amax(st.factor) + (1 - b_sh) * fro2 <= limit) ||
+    return !(fro2 <= limit) || !(b_sh * amax(st.factor) + (1 - b_sh) * fro2 <= limit) ||
            !(c.beta2 * amax(st.v) + (1 - c.beta2) * fro2 <= limit);
   }
 
