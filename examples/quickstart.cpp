@@ -24,8 +24,8 @@ int main() {
   dualopt::AdamConfig adamw = dualopt::aux_adamw_defaults();
   adamw.lr = 0.01;
   dualopt::Muon<float> opt(muon, adamw);
-  opt.add("fc.weight", w.data(), gw.data(), {out, in});  // Muon: momentum + spectral dual map
-  opt.add_adamw("fc.bias", b.data(), gb.data(), {out});   // AdamW for vectors
+  opt.add("fc.weight", w, gw, {out, in});  // Muon: momentum + spectral dual map (lengths checked)
+  opt.add_adamw("fc.bias", b, gb, {out});   // AdamW for vectors
   opt.set_schedule(dualopt::Schedule::warmup_cosine(10, steps));
 
   for (int step = 1; step <= steps; ++step) {

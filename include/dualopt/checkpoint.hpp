@@ -54,7 +54,11 @@
 // - Checked against this optimizer (must match): magic, version, byte order, scalar type, kind,
 //   the groups' rules and hyperparameter names and types, the tensor set by name (any order),
 //   each tensor's shape, norm name and group, each state buffer's name and length, the
-//   checksum, and that the input ends right after it.
+//   checksum, and that the input ends right after it. Checked for sense: the schedule
+//   (Schedule::problem: finite factors >= 0, warmup within total), and every state value
+//   (finite; second moments, exp_avg_sq and second_moment, >= 0), so no step starts from NaN.
+// - The offset buffer is present iff the group's offset_beta is not 0 (save() writes zeros for
+//   one switched on through config() since the last step).
 // - Restored: state buffers, step counts (global and per tensor), the schedule, and the rules'
 //   hyperparameters. Hyperparameters are restored, not checked, as PyTorch's load_state_dict
 //   restores param_groups: the resumed run continues exactly as the saved one would have,
@@ -70,15 +74,20 @@
 //   checksum, so the error says whether the data is corrupt ("checkpoint: corrupt data
 //   (checksum mismatch) ...") or is an intact checkpoint of a different setup.
 //
-// save(path) is atomic: it writes path + ".tmp", flushes and checks the stream, syncs it to disk
-// (POSIX), then renames it over path. A failed save leaves any previous file at path intact.
+// save(path) is atomic (checkpoint/file.hpp): it writes a temporary of its own next to path,
+// created exclusively (never another saver's file, never through a symlink), checks and syncs
+// it, renames it over path and syncs the directory (POSIX). Whatever runs concurrently, path
+// holds one complete checkpoint; a failed save leaves any previous file there intact.
 // ---------------------------------------------------------------------------------------------
+#include "checkpoint/file.hpp"
+#include "checkpoint/limits.hpp"
 #include "error.hpp"
 #include "optimizer.hpp"
 #include "schedule.hpp"
 
 #include <algorithm>
 #include <cerrno>
+#include <cmath>
 #include <cstdint>
 #include <cstdio>
 #include <cstring>
@@ -87,6 +96,7 @@
 #include <limits>
 #include <memory>
 #include <ostream>
+#include <sstream>
 #include <string>
 #include <system_error>
 #include <type_traits>
@@ -95,20 +105,11 @@
 #include <variant>
 #include <vector>
 
-#if defined(__unix__) || defined(__APPLE__)
-#include <fcntl.h>
-#include <unistd.h>
-#define DUALOPT_CHECKPOINT_FSYNC 1
-#endif
-
 namespace dualopt::checkpoint {
 
 inline constexpr char kMagic[8] = {'D', 'U', 'A', 'L', 'O', 'P', 'T', '\0'};
 inline constexpr std::uint32_t kVersion = 1;
 inline constexpr std::uint32_t kByteOrderMarker = 0x01020304u;
-inline constexpr std::uint32_t kMaxString = 1u << 16;
-inline constexpr std::uint32_t kMaxRank = 32;
-inline constexpr std::int64_t kMaxCount = std::int64_t(1) << 53;
 
 namespace detail {
 
@@ -365,33 +366,14 @@ namespace detail {
 
 inline std::string quoted(const std::string& s) { return "'" + s + "'"; }
 
-// Flushes a written file to the disk before it replaces the old checkpoint, so a crash right
-// after the rename cannot leave an empty file where the old one was (POSIX; no-op elsewhere).
-inline bool sync_file(const std::string& path) {
-#ifdef DUALOPT_CHECKPOINT_FSYNC
-  const int fd = ::open(path.c_str(), O_RDONLY);
-  if (fd < 0) return false;
-  const bool ok = ::fsync(fd) == 0;
-  ::close(fd);
-  return ok;
-#else
-  (void)path;
-  return true;
-#endif
-}
-// Makes the rename itself durable. Best effort: some file systems refuse fsync on directories,
-// and by now the new checkpoint is in place either way.
-inline void sync_parent_dir(const std::string& path) {
-#ifdef DUALOPT_CHECKPOINT_FSYNC
-  const auto slash = path.find_last_of('/');
-  const std::string dir = slash == std::string::npos ? "." : slash == 0 ? "/" : path.substr(0, slash);
-  const int fd = ::open(dir.c_str(), O_RDONLY);
-  if (fd < 0) return;
-  (void)::fsync(fd);
-  ::close(fd);
-#else
-  (void)path;
-#endif
+// A stored state value no step can start from: NaN or Inf anywhere, or a negative second
+// moment (its square root is taken). Returns the index of the first bad value, or n.
+template <class T>
+std::size_t bad_state_value(const std::string& buffer, const T* p, std::size_t n) {
+  const bool second_moment = buffer == "exp_avg_sq" || buffer == "second_moment";
+  for (std::size_t i = 0; i < n; ++i)
+    if (!std::isfinite(p[i]) || (second_moment && p[i] < T(0))) return i;
+  return n;
 }
 
 }  // namespace detail
@@ -421,6 +403,8 @@ void Optimizer<T>::save(std::ostream& os) const {
   check_count(schedule_.total(), "schedule total");
   check_count(schedule_.cooldown(), "schedule cooldown");
   for (const auto& s : slots_) {
+    if (const std::string p = groups_[s.group]->layout_problem(s); !p.empty())
+      throw Error("checkpoint: cannot save: tensor '" + s.name + "': " + p);
     check_string(s.name, "a tensor name");
     check_string(s.norm.name(), "a norm name");
     if (s.shape.rank() > ck::kMaxRank) throw Error("checkpoint: cannot save: tensor '" + s.name + "' has rank > 32");
@@ -462,12 +446,25 @@ void Optimizer<T>::save(std::ostream& os) const {
     out.pod(std::int64_t(s.t));
     std::vector<std::pair<std::string, const std::vector<T>*>> buffers;
     groups_[s.group]->for_each_buffer(s.index, [&](const char* n, std::vector<T>& d) { buffers.emplace_back(n, &d); });
-    if (!s.offset.empty()) buffers.emplace_back("offset", &s.offset);
-    out.pod(std::uint32_t(buffers.size()));
+    // The offset buffer goes with the config, whether or not a step has fitted the state to a
+    // config() edit yet (fit_state_to_config): switched on, it is still all zeros.
+    const bool offset = groups_[s.group]->offset_beta() != 0.0;
+    out.pod(std::uint32_t(buffers.size() + (offset ? 1 : 0)));
     for (const auto& [name, data] : buffers) {
       out.str(name);
       out.pod(std::uint64_t(data->size()));
       out.bytes(data->data(), data->size() * sizeof(T));
+    }
+    if (offset) {
+      out.str("offset");
+      out.pod(std::uint64_t(s.shape.numel()));
+      if (!s.offset.empty()) {
+        out.bytes(s.offset.data(), s.offset.size() * sizeof(T));
+      } else {
+        const std::vector<T> zeros(std::min<std::size_t>(s.shape.numel(), 4096), T(0));
+        for (std::size_t i = 0; i < s.shape.numel(); i += zeros.size())
+          out.bytes(zeros.data(), std::min(zeros.size(), s.shape.numel() - i) * sizeof(T));
+      }
     }
   }
   out.finish();
@@ -515,6 +512,10 @@ void Optimizer<T>::load(std::istream& is) {
       in.fail(std::string("schedule ") + sched_names[i] + " " + std::to_string(sched_ints[i]) + " is outside [0, 2^53]");
   }
   const auto sched_final = in.pod<double>("the schedule's final factor");
+  if (const std::string p = Schedule::problem(Schedule::Kind(sched_kind), sched_ints[0], sched_ints[1],
+                                              sched_ints[2], sched_final);
+      !p.empty())
+    in.fail("schedule: " + p);
   const Schedule schedule = Schedule::from_parts(Schedule::Kind(sched_kind), sched_ints[0], sched_ints[1],
                                                  sched_ints[2], sched_final);
 
@@ -600,9 +601,19 @@ void Optimizer<T>::load(std::istream& is) {
     // The buffers this tensor has now. Restored hyperparameters must imply the same layout, or
     // the rule would index buffers of the wrong size. When they differ from the live ones, the
     // staged group builds this tensor's state under them (one tensor at a time) to compare.
+    // The layout is the one the live config implies (an offset buffer iff offset_beta != 0, as
+    // save() writes it), which the state fits unless config() was edited since the last step.
+    if (const std::string lp = groups_[s.group]->layout_problem(s); !lp.empty()) in.fail(what + ": " + lp);
     std::vector<std::pair<std::string, std::vector<T>*>> buffers;
-    groups_[s.group]->for_each_buffer(s.index, [&](const char* n, std::vector<T>& d) { buffers.emplace_back(n, &d); });
-    if (!s.offset.empty()) buffers.emplace_back("offset", &s.offset);
+    std::vector<std::size_t> sizes;
+    groups_[s.group]->for_each_buffer(s.index, [&](const char* n, std::vector<T>& d) {
+      buffers.emplace_back(n, &d);
+      sizes.push_back(d.size());
+    });
+    if (groups_[s.group]->offset_beta() != 0.0) {
+      buffers.emplace_back("offset", &s.offset);
+      sizes.push_back(s.shape.numel());
+    }
     if (changed[s.group]) {
       GroupBase<T>& trial = *staged[s.group];
       std::vector<std::pair<std::string, std::size_t>> layout;
@@ -612,7 +623,8 @@ void Optimizer<T>::load(std::istream& is) {
       if (trial.offset_beta() != 0.0) layout.emplace_back("offset", s.shape.numel());
       std::string implied, held;
       for (const auto& [n, size] : layout) implied += (implied.empty() ? "" : ", ") + n + "[" + std::to_string(size) + "]";
-      for (const auto& [n, d] : buffers) held += (held.empty() ? "" : ", ") + n + "[" + std::to_string(d->size()) + "]";
+      for (std::size_t b = 0; b < buffers.size(); ++b)
+        held += (held.empty() ? "" : ", ") + buffers[b].first + "[" + std::to_string(sizes[b]) + "]";
       if (implied != held)
         in.fail("hyperparameters of group " + std::to_string(s.group) + " give " + what + " buffers " + implied +
                 "; optimizer has " + held);
@@ -621,18 +633,27 @@ void Optimizer<T>::load(std::istream& is) {
     if (nbuffers != buffers.size())
       in.fail(what + " has " + std::to_string(nbuffers) + " state buffers, optimizer has " +
               std::to_string(buffers.size()));
-    for (const auto& [bname, live] : buffers) {
+    for (std::size_t b = 0; b < buffers.size(); ++b) {
+      const std::string& bname = buffers[b].first;
+      std::vector<T>* const live = buffers[b].second;
+      const std::size_t size = sizes[b];
       const std::string name_in_file = in.str("a buffer name of " + what);
       if (name_in_file != bname)
         in.fail(what + " has buffer " + quoted(name_in_file) + " where optimizer has " + quoted(bname));
       const auto n = in.pod<std::uint64_t>("the length of " + what + " buffer " + quoted(bname));
-      if (n != live->size())
+      if (n != size)
         in.fail(what + " buffer " + quoted(bname) + " has " + std::to_string(n) + " values, optimizer has " +
-                std::to_string(live->size()));
-      // The length equals a buffer this optimizer already holds, so a corrupt count cannot
-      // make this allocation larger than the state itself.
-      std::vector<T> data(live->size());
+                std::to_string(size));
+      // The length equals a buffer this optimizer holds (or the tensor's size), so a corrupt
+      // count cannot make this allocation larger than the state itself.
+      std::vector<T> data(size);
       in.bytes(data.data(), data.size() * sizeof(T), what + " buffer " + quoted(bname));
+      if (const std::size_t bad = ck::detail::bad_state_value(bname, data.data(), data.size()); bad < data.size()) {
+        std::ostringstream os;
+        os << what << " buffer " << quoted(bname) << " holds " << data[bad] << " at index " << bad
+           << (std::isfinite(data[bad]) ? " (a second moment is never negative)" : " (state must be finite)");
+        in.fail(os.str());
+      }
       p.data.push_back(std::move(data));
       p.live.push_back(live);
     }
@@ -657,38 +678,20 @@ void Optimizer<T>::load(std::istream& is) {
 
 template <class T>
 void Optimizer<T>::save(const std::string& path) const {
-  const std::string tmp = path + ".tmp";
-  auto fail = [&](const std::string& why) {
-    std::remove(tmp.c_str());
-    throw Error("checkpoint: cannot save to '" + path + "': " + why);
-  };
-  {
-    std::ofstream f(tmp, std::ios::binary | std::ios::trunc);
-    if (!f) throw Error("checkpoint: cannot save to '" + path + "': cannot open '" + tmp + "' for writing");
-    // Errors from save(f) already name the problem; the partial file is removed either way.
-    try {
-      save(f);
-    } catch (...) {
-      f.close();
-      std::remove(tmp.c_str());
-      throw;
-    }
-    f.flush();
-    f.close();
-    if (f.fail()) fail("writing '" + tmp + "' failed (disk full?)");
-  }
-  if (!checkpoint::detail::sync_file(tmp)) fail("cannot sync '" + tmp + "' to disk");
-  if (std::rename(tmp.c_str(), path.c_str()) != 0) {
-    const int e = errno;
-    fail("cannot rename '" + tmp + "' over it: " + std::generic_category().message(e));
-  }
-  checkpoint::detail::sync_parent_dir(path);
+  checkpoint::detail::replace_file(path, [this](std::ostream& os) { save(os); });
 }
 
 template <class T>
 void Optimizer<T>::load(const std::string& path) {
+  if (checkpoint::detail::is_directory(path))
+    throw Error("checkpoint: cannot open '" + path + "' for reading: it is a directory");
+  errno = 0;
   std::ifstream f(path, std::ios::binary);
-  if (!f) throw Error("checkpoint: cannot open '" + path + "' for reading");
+  if (!f) {
+    const int e = errno;
+    throw Error("checkpoint: cannot open '" + path + "' for reading" +
+                (e ? ": " + checkpoint::detail::errno_text(e) : std::string()));
+  }
   try {
     load(f);
   } catch (const Error& e) {

@@ -4,9 +4,11 @@
 //            -> offset momentum -> decoupled weight decay -> W -= u
 // An Optimizer owns groups; each group is one rule (a compile-time policy) with its config,
 // so Muon on hidden matrices and AdamW on the rest live in one object and one step().
+#include "checkpoint/limits.hpp"
 #include "error.hpp"
 #include "norms/norm.hpp"
 #include "schedule.hpp"
+#include "span.hpp"
 #include "tensor.hpp"
 #include "workspace.hpp"
 #include "wrappers/offset_momentum.hpp"
@@ -18,6 +20,7 @@
 #include <cstring>
 #include <functional>
 #include <iosfwd>
+#include <limits>
 #include <memory>
 #include <sstream>
 #include <string>
@@ -62,6 +65,19 @@ template <class R, class = void>
 struct has_check : std::false_type {};
 template <class R>
 struct has_check<R, std::void_t<decltype(R::check(std::string{}, Shape{}))>> : std::true_type {};
+template <class R, class = void>
+struct has_layout_problem : std::false_type {};
+template <class R>
+struct has_layout_problem<R, std::void_t<decltype(R::layout_problem(std::declval<const typename R::Config&>(),
+                                                                     std::declval<typename R::template State<float>&>(),
+                                                                     Shape{}))>> : std::true_type {};
+template <class R, class = void>
+struct has_overflow_check : std::false_type {};
+template <class R>
+struct has_overflow_check<R, std::void_t<decltype(R::overflows(std::declval<const typename R::Config&>(),
+                                                               std::declval<typename R::template State<float>&>(),
+                                                               static_cast<const float*>(nullptr), Shape{}))>>
+    : std::true_type {};
 template <class R, class = void>
 struct has_lr_scale : std::false_type {};
 template <class R>
@@ -262,8 +278,15 @@ std::string config_problem(GroupBase<T>& g) {
       const bool beta = n == "beta" || n == "beta1" || n == "beta2" || n == "offset_beta";
       if (!std::isfinite(v))
         refuse(v, "is not finite");
+      else if (!std::isfinite(T(v)))
+        refuse(v, std::is_same_v<T, float> ? "overflows float" : "overflows double");
       else if (rate && v < 0)
         refuse(v, "is negative");
+      else if (n == "eps" && !(T(v) >= std::numeric_limits<T>::min()))
+        // eps keeps v^(1/2) + eps away from 0 (a zero gradient would give 0 / 0); one that is
+        // zero or subnormal in T cannot, and its reciprocal could overflow.
+        refuse(v, std::is_same_v<T, float> ? "is zero or subnormal in float (use at least 1.2e-38)"
+                                          : "is zero or subnormal in double (use at least 2.3e-308)");
       else if (beta && !(v >= 0 && v < 1))
         refuse(v, "is outside [0, 1)");
       else if (n == "shampoo_beta" && v >= 1)
@@ -292,6 +315,11 @@ class GroupBase {
   virtual void check(const std::string& name, const Shape& shape) const = 0;
   virtual std::size_t add_state(const Shape& shape) = 0;
   virtual void remove_last_state() = 0;
+  // Why a registered tensor's state no longer fits the group's config ("" if it does): a config()
+  // edit that would change a rule's buffers (SOAP's rotation switched by max_precond_dim).
+  virtual std::string layout_problem(const TensorSlot<T>& s) = 0;
+  // True if this step's gradient would overflow the rule's state (checked before any write).
+  virtual bool overflows(const TensorSlot<T>& s) = 0;
   // How a tensor's step is cut into units (Optimizer::run):
   //  - chunkable (elementwise rule, null norm): any element range, one fused sweep (step_range);
   //  - elementwise rule with another norm: ranges of whole rows of one stacked matrix, cut at
@@ -335,6 +363,14 @@ class Group final : public GroupBase<T> {
     return states_.size() - 1;
   }
   void remove_last_state() override { states_.pop_back(); }
+  std::string layout_problem(const TensorSlot<T>& s) override {
+    if constexpr (detail::has_layout_problem<Rule>::value) return Rule::layout_problem(cfg_, states_[s.index], s.shape);
+    return "";
+  }
+  bool overflows(const TensorSlot<T>& s) override {
+    if constexpr (detail::has_overflow_check<Rule>::value) return Rule::overflows(cfg_, states_[s.index], s.grad, s.shape);
+    return false;
+  }
   void for_each_buffer(std::size_t index, const typename GroupBase<T>::BufferVisitor& f) override {
     states_[index].for_each_buffer(f);
   }
@@ -442,7 +478,7 @@ class Optimizer {
   // load() checks and what it restores are documented in checkpoint.hpp, which defines these.
   void save(std::ostream& out) const;
   void load(std::istream& in);
-  void save(const std::string& path) const;  // atomic: writes path + ".tmp", then renames
+  void save(const std::string& path) const;  // atomic: writes a unique temporary, then renames
   void load(const std::string& path);
 
   // A new group running Rule with its own config (learning rate, betas, decay, offset).
@@ -467,6 +503,8 @@ class Optimizer {
     if (g >= groups_.size()) throw tensor_error(name, "no group " + std::to_string(g));
     validate(name, param, grad, shape);
     norm.check_shape(name, shape);
+    if (norm.name().size() > checkpoint::kMaxString)
+      throw tensor_error(name, "norm name is longer than " + std::to_string(checkpoint::kMaxString) + " bytes");
     groups_[g]->check(name, shape);
     TensorSlot<T> s;
     s.name = name;
@@ -481,6 +519,22 @@ class Optimizer {
     if (slots_.size() == slots_.capacity()) slots_.reserve(std::max<std::size_t>(16, 2 * slots_.size()));
     s.index = groups_[g]->add_state(shape);
     slots_.push_back(std::move(s));
+  }
+
+  // The checked form: buffers with their lengths (a std::vector, a std::array, or pointer and
+  // count), which must equal the shape's element count.
+  void add_to_group(GroupId g, const std::string& name, Span<T> param, Span<T> grad, const Shape& shape,
+                    norms::Norm norm = norms::null()) {
+    check_lengths(name, param, grad, shape);
+    add_to_group(g, name, param.data, grad.data, shape, std::move(norm));
+  }
+  // What the checked form checks before registering (every optimizer's Span overloads call it).
+  static void check_lengths(const std::string& name, Span<T> param, Span<T> grad, const Shape& shape) {
+    const std::size_t n = element_count(name, shape);
+    for (const auto& [what, span] : {std::pair<const char*, Span<T>>{"parameter", param}, {"gradient", grad}})
+      if (span.size != n)
+        throw tensor_error(name, "shape " + shape.str() + " has " + std::to_string(n) + " elements, but the " + what +
+                                     " buffer holds " + std::to_string(span.size));
   }
 
   // One step of every tensor, with the learning rate from the schedule.
@@ -556,18 +610,13 @@ class Optimizer {
     std::size_t chosen, begin, end;
   };
 
-  void validate(const std::string& name, const T* param, const T* grad, const Shape& shape) const {
-    if (name.empty()) throw Error("dualopt: a tensor needs a non-empty name");
-    for (const auto& s : slots_)
-      if (s.name == name) throw tensor_error(name, "already registered (names key checkpoints, so they must be unique)");
-    if (!param) throw tensor_error(name, "parameter pointer is null");
-    if (!grad) throw tensor_error(name, "gradient pointer is null");
-    for (const T* p : {param, grad})
-      if (reinterpret_cast<std::uintptr_t>(p) % alignof(T) != 0)
-        throw tensor_error(name, std::string(p == param ? "parameter" : "gradient") + " pointer is not aligned for its type");
+  // The shape's element count, computed without wrapping: a product that wrapped would register
+  // a small state over a huge buffer. Eigen indexes with signed integers, hence PTRDIFF_MAX.
+  static std::size_t element_count(const std::string& name, const Shape& shape) {
     if (shape.rank() == 0) throw tensor_error(name, "shape is empty; give {n} for a vector or {rows, cols}");
-    // The element count is computed without wrapping: a product that wrapped would register a
-    // small state over a huge buffer. Eigen indexes with signed integers, hence PTRDIFF_MAX.
+    if (shape.rank() > checkpoint::kMaxRank)
+      throw tensor_error(name, "shape has rank " + std::to_string(shape.rank()) + " (at most " +
+                                   std::to_string(checkpoint::kMaxRank) + ", the checkpoint's limit)");
     const std::size_t limit = std::size_t(PTRDIFF_MAX) / sizeof(T);
     std::size_t n = 1;
     for (std::size_t d : shape.dims()) {
@@ -575,6 +624,22 @@ class Optimizer {
       if (d > limit / n) throw tensor_error(name, "shape " + shape.str() + " has more elements than can be addressed");
       n *= d;
     }
+    return n;
+  }
+
+  void validate(const std::string& name, const T* param, const T* grad, const Shape& shape) const {
+    if (name.empty()) throw Error("dualopt: a tensor needs a non-empty name");
+    if (name.size() > checkpoint::kMaxString)
+      throw Error("dualopt: a tensor name of " + std::to_string(name.size()) + " bytes is longer than " +
+                  std::to_string(checkpoint::kMaxString) + " (the checkpoint's limit)");
+    for (const auto& s : slots_)
+      if (s.name == name) throw tensor_error(name, "already registered (names key checkpoints, so they must be unique)");
+    if (!param) throw tensor_error(name, "parameter pointer is null");
+    if (!grad) throw tensor_error(name, "gradient pointer is null");
+    for (const T* p : {param, grad})
+      if (reinterpret_cast<std::uintptr_t>(p) % alignof(T) != 0)
+        throw tensor_error(name, std::string(p == param ? "parameter" : "gradient") + " pointer is not aligned for its type");
+    const std::size_t n = element_count(name, shape);
     for (const T* p : {param, grad})
       if (reinterpret_cast<std::uintptr_t>(p) > UINTPTR_MAX - n * sizeof(T))
         throw tensor_error(name, "buffer of shape " + shape.str() + " runs past the end of the address space");
@@ -593,6 +658,21 @@ class Optimizer {
   }
 
   void step_where(const std::function<bool(const std::string&)>* which);
+
+  // config() hands out references, so a step first brings the state in line with an edited
+  // config: offset momentum switched on gets its (zero) buffer, switched off frees it, and an
+  // edit that would change a rule's buffers is refused, before anything changes. In steady
+  // state this only compares sizes.
+  void fit_state_to_config() {
+    for (const auto& s : slots_)
+      if (const std::string p = groups_[s.group]->layout_problem(s); !p.empty())
+        throw tensor_error(s.name, "step refused: " + p);
+    for (auto& s : slots_) {
+      const bool on = groups_[s.group]->offset_beta() != 0.0;
+      if (on && s.offset.empty()) s.offset.assign(s.shape.numel(), T(0));
+      if (!on && !s.offset.empty()) std::vector<T>().swap(s.offset);
+    }
+  }
 
   // Cuts the chosen tensors into independent units (see Unit and GroupBase). Each unit is
   // computed the same way whichever thread takes it, and the cut depends on shapes only, so
@@ -634,6 +714,7 @@ void Optimizer<T>::step_where(const std::function<bool(const std::string&)>* whi
   // config() hands out references, so values are checked again here, before any change.
   for (auto& g : groups_)
     if (const std::string p = detail::config_problem<T>(*g); !p.empty()) throw Error("dualopt: step refused: " + p);
+  fit_state_to_config();
   std::vector<std::size_t> chosen;
   for (std::size_t i = 0; i < slots_.size(); ++i)
     if (!which || (*which)(slots_[i].name)) chosen.push_back(i);
@@ -654,6 +735,9 @@ void Optimizer<T>::step_where(const std::function<bool(const std::string&)>* whi
     }
     std::vector<char> bad(chosen.size(), 0);
     for (std::size_t k = 0; k < checks_.size(); ++k) bad[checks_[k].chosen] |= check_failed_[k];
+    // A finite gradient so large that the rule's state would overflow counts as non-finite.
+    for (std::size_t i = 0; i < chosen.size(); ++i)
+      if (!bad[i]) bad[i] = groups_[slots_[chosen[i]].group]->overflows(slots_[chosen[i]]);
     std::vector<std::size_t> keep;
     for (std::size_t i = 0; i < chosen.size(); ++i)
       (bad[i] ? skipped_.push_back(slots_[chosen[i]].name) : keep.push_back(chosen[i]));
@@ -662,7 +746,8 @@ void Optimizer<T>::step_where(const std::function<bool(const std::string&)>* whi
         std::string names;
         for (const auto& n : skipped_) names += (names.empty() ? "'" : ", '") + n + "'";
         skipped_.clear();
-        throw Error("dualopt: non-finite gradient in tensor " + names + "; nothing was updated");
+        throw Error("dualopt: non-finite gradient in tensor " + names +
+                    " (or one so large that the state would overflow); nothing was updated");
       }
       if (nonfinite_ == NonFinite::SkipStep) {
         skipped_.clear();

@@ -2,6 +2,8 @@
 // Learning-rate multipliers as a function of the number of completed steps k (0-based), so a
 // warmup starting at 0 makes the first update zero while the moments still update, as in the
 // Mango reference.
+#include "error.hpp"
+
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
@@ -49,6 +51,28 @@ class Schedule {
     }
   }
 
+  // Why these parts make no usable schedule ("" if they do): every factor must be finite and
+  // >= 0 (a negative one is gradient ascent), so counts are >= 0, the warmup ends by `total`
+  // (and before the cooldown), and counts stay within 2^53, which a double and a checkpoint hold exactly.
+  static std::string problem(Kind kind, std::int64_t warmup, std::int64_t total, std::int64_t cooldown, double f) {
+    constexpr std::int64_t kMax = std::int64_t(1) << 53;
+    auto count = [&](std::int64_t v, const char* what) -> std::string {
+      if (v < 0 || v > kMax) return std::string(what) + " " + std::to_string(v) + " is outside [0, 2^53]";
+      return "";
+    };
+    if (kind != Kind::Constant && kind != Kind::WarmupLinear && kind != Kind::WarmupCosine && kind != Kind::Trapezoid)
+      return "unknown schedule kind";
+    for (const std::string& p : {count(warmup, "warmup"), count(total, "total"), count(cooldown, "cooldown")})
+      if (!p.empty()) return p;
+    if (!std::isfinite(f) || f < 0) return "final factor " + std::to_string(f) + " is not a finite number >= 0";
+    if (warmup > total)
+      return "warmup " + std::to_string(warmup) + " is longer than total " + std::to_string(total);
+    if (kind == Kind::Trapezoid && warmup + cooldown > total)
+      return "warmup " + std::to_string(warmup) + " + cooldown " + std::to_string(cooldown) + " exceed total " +
+             std::to_string(total);
+    return "";
+  }
+
   Kind kind() const { return kind_; }
   std::int64_t warmup() const { return warmup_; }
   std::int64_t total() const { return total_; }
@@ -60,7 +84,10 @@ class Schedule {
 
  private:
   Schedule(Kind kind, std::int64_t warmup, std::int64_t total, std::int64_t cooldown, double f)
-      : kind_(kind), warmup_(std::max<std::int64_t>(0, warmup)), total_(total), cooldown_(cooldown), final_(f) {}
+      : kind_(kind), warmup_(warmup), total_(total), cooldown_(cooldown), final_(f) {
+    if (const std::string p = problem(kind, warmup, total, cooldown, f); !p.empty())
+      throw Error("dualopt: schedule refused: " + p);
+  }
   Kind kind_;
   std::int64_t warmup_, total_, cooldown_;
   double final_;

@@ -13,6 +13,10 @@ class Adam : public Optimizer<T> {
   void add(const std::string& name, T* param, T* grad, const Shape& shape, norms::Norm norm = norms::null()) {
     this->add_to_group(main_, name, param, grad, shape, std::move(norm));
   }
+  // The checked form: buffers with their lengths, which must equal the shape's element count.
+  void add(const std::string& name, Span<T> param, Span<T> grad, const Shape& shape, norms::Norm norm = norms::null()) {
+    this->add_to_group(main_, name, param, grad, shape, std::move(norm));
+  }
   AdamConfig& config() { return this->template group_config<rules::Adam>(main_); }
 
  private:

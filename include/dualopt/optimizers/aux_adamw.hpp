@@ -23,6 +23,10 @@ class WithAuxAdamW : public Optimizer<T> {
   void add_adamw(const std::string& name, T* param, T* grad, const Shape& shape) {
     this->add_to_group(aux_, name, param, grad, shape, norms::null());
   }
+  // The checked form: buffers with their lengths, which must equal the shape's element count.
+  void add_adamw(const std::string& name, Span<T> param, Span<T> grad, const Shape& shape) {
+    this->add_to_group(aux_, name, param, grad, shape, norms::null());
+  }
   AdamConfig& aux_config() { return this->template group_config<rules::Adam>(aux_); }
 
  protected:

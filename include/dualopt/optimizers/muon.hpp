@@ -22,6 +22,14 @@ class Muon : public WithAuxAdamW<T> {
   void add(const std::string& name, T* param, T* grad, const Shape& shape, norms::Norm norm) {
     this->add_to_group(main_, name, param, grad, shape, std::move(norm));
   }
+  // The checked form: buffers with their lengths, which must equal the shape's element count.
+  void add(const std::string& name, Span<T> param, Span<T> grad, const Shape& shape) {
+    this->check_lengths(name, param, grad, shape);
+    add(name, param.data, grad.data, shape);
+  }
+  void add(const std::string& name, Span<T> param, Span<T> grad, const Shape& shape, norms::Norm norm) {
+    this->add_to_group(main_, name, param, grad, shape, std::move(norm));
+  }
   MuonConfig& config() { return this->template group_config<rules::Momentum>(main_); }
 
  private:

@@ -17,6 +17,10 @@ class SoapMuon : public WithAuxAdamW<T> {
   void add(const std::string& name, T* param, T* grad, const Shape& shape) {
     this->add_to_group(main_, name, param, grad, shape, norms::null());
   }
+  // The checked form: buffers with their lengths, which must equal the shape's element count.
+  void add(const std::string& name, Span<T> param, Span<T> grad, const Shape& shape) {
+    this->add_to_group(main_, name, param, grad, shape, norms::null());
+  }
   SoapMuonConfig& config() { return this->template group_config<rules::Soap>(main_); }
 
  private:

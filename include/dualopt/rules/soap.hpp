@@ -12,6 +12,8 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
+#include <limits>
+#include <string>
 #include <vector>
 
 namespace dualopt {
@@ -80,6 +82,33 @@ struct Soap {
   static void check(const std::string& name, const Shape& s) {
     if (s.rank() < 2) throw tensor_error(name, "SOAP-Muon needs a matrix; give 1-D tensors to add_adamw()");
   }
+  // The rotation is fixed at registration: its factor and basis exist or not. A max_precond_dim
+  // edited afterwards that would switch it is refused (a new basis would need a first step).
+  template <class T>
+  static std::string layout_problem(const Config& c, State<T>& st, const Shape& s) {
+    if (rotates(c, s) == !st.factor.empty()) return "";
+    return "max_precond_dim = " + std::to_string(c.max_precond_dim) + " would switch the SOAP rotation " +
+           (st.factor.empty() ? "on" : "off") + " for shape " + s.str() + " after registration; set it before add()";
+  }
+
+  // Whether this gradient would overflow the state. Every entry of G G^T (or G^T G) and of the
+  // rotated gradient squared is at most ||G||_F^2 (Cauchy-Schwarz; Q is orthogonal), so the new
+  // factor and second moment are bounded by beta max|old| + (1 - beta) ||G||_F^2; refused when
+  // that bound, or ||G||_F^2 itself (the products are formed before the EMA), passes half the
+  // largest T (the rounding margin).
+  template <class T>
+  static bool overflows(const Config& c, State<T>& st, const T* g, const Shape& shape) {
+    const auto n = Eigen::Index(shape.numel());
+    const double fro2 = ConstArrayMap<T>(g, n).template cast<double>().square().sum();
+    const double limit = 0.5 * double(std::numeric_limits<T>::max());
+    auto amax = [](const std::vector<T>& v) {
+      return v.empty() ? 0.0 : double(ConstArrayMap<T>(v.data(), Eigen::Index(v.size())).abs().maxCoeff());
+    };
+    const double b_sh = c.shampoo_beta < 0 ? c.beta2 : c.shampoo_beta;
+    return !(fro2 <= limit) || !(b_sh * amax(st.factor) + (1 - b_sh) * fro2 <= limit) ||
+           !(c.beta2 * amax(st.v) + (1 - c.beta2) * fro2 <= limit);
+  }
+
   template <class T>
   static State<T> init(const Config& c, const Shape& s) {
     State<T> st{std::vector<T>(s.numel(), T(0)), std::vector<T>(s.numel(), T(0)), {}, {}};
@@ -125,6 +154,14 @@ struct Soap {
     DenseMap l(rot ? st.factor.data() + b * std::size_t(s * s) : nullptr, rot ? s : 0, rot ? s : 0);
     DenseMap q(rot ? st.basis.data() + b * std::size_t(s * s) : nullptr, rot ? s : 0, rot ? s : 0);
 
+    // The basis is scale-invariant: a factor near overflow is solved at a power-of-two scale
+    // (exact), so the eigen solvers never square its entries into infinity.
+    auto scaled_factor = [&] {
+      DenseT lc(l);
+      const T big = lc.cwiseAbs().maxCoeff();
+      if (big > huge<T>()) lc *= std::ldexp(T(1), -std::ilogb(big));
+      return lc;
+    };
     auto accumulate_factor = [&] {
       if (left)
         l = b_sh * l + (T(1) - b_sh) * (grad * grad.transpose());
@@ -134,7 +171,7 @@ struct Soap {
     if (t == 1) {  // first call: build the basis only
       if (rot) {
         accumulate_factor();
-        linalg::eigenbasis_descending<T>(DenseT(l), q);
+        linalg::eigenbasis_descending<T>(scaled_factor(), q);
       }
       return false;
     }
@@ -158,6 +195,15 @@ struct Soap {
     project(m, m_rot);
     if (c.nesterov) m_rot += (T(1) - b1) * g_rot;
     out.array() = m_rot.array() / (v.array().sqrt() + T(c.eps));
+    // What follows (Newton-Schulz, signed square root, graft) is invariant to the scale of out,
+    // so a quotient too large for the Frobenius norms below (v ~ 0 where the rotated momentum
+    // is not) is recomputed at a power-of-four scale; ordinary steps keep every bit.
+    if (!(out.cwiseAbs().maxCoeff() <= huge<T>())) {
+      const T mmax = m_rot.cwiseAbs().maxCoeff();
+      if (mmax > T(0)) out.array() = (m_rot.array() * pow4_below(mmax)) / (v.array().sqrt() + T(c.eps));
+      const T omax = out.cwiseAbs().maxCoeff();
+      if (omax > T(0)) out *= pow4_below(omax);
+    }
 
     if (rot) {
       linalg::NsSchedule schedule = linalg::NsSchedule::quintic(c.ns_steps).then_cubic(c.cubic_steps);
@@ -179,11 +225,25 @@ struct Soap {
       accumulate_factor();
       if (k % c.precondition_frequency == 0) {
         DenseT scratch(s, s);
-        const auto order = linalg::refresh_eigenbasis<T>(DenseT(l), q, scratch);
+        const auto order = linalg::refresh_eigenbasis<T>(scaled_factor(), q, scratch);
         permute_rotated_axis(v, order, left);
       }
     }
     return true;
+  }
+
+  // Entries above this are squared in Frobenius norms and eigen solvers: 2^(max_exponent / 2 - 24)
+  // keeps a sum of 2^48 squares finite.
+  template <class T>
+  static T huge() {
+    return std::ldexp(T(1), std::numeric_limits<T>::max_exponent / 2 - 24);
+  }
+  // 4^-k with 4^k >= x: multiplies exactly, and commutes with the signed square root.
+  template <class T>
+  static T pow4_below(T x) {
+    int e = std::ilogb(x) + 1;
+    e += e & 1;
+    return std::ldexp(T(1), -e);
   }
 
   // v's rotated axis (rows for the left side, columns for the right) follows Q's columns.
