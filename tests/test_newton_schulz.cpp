@@ -227,16 +227,19 @@ TEST_CASE("Polar Express reproduces the paper's published coefficients", "[polar
   const NsSchedule safe = dualopt::linalg::polar_express(8);
   REQUIRE(raw.steps.size() == 8);
   REQUIRE(safe.steps.size() == 8);
+  // The paper prints its last step as the limit (15/8, -10/8, 3/8) of a vanishing interval; ours
+  // is still the Remez answer there, 2e-9 from the limit (measured), hence 1e-8 for that step.
   for (std::size_t i = 0; i < 8; ++i) {
     CAPTURE(i);
     const auto& p = kPaperPolarExpress[i];
-    CHECK(raw.steps[i].a == Approx(p[0]).epsilon(1e-9));
-    CHECK(raw.steps[i].b == Approx(p[1]).epsilon(1e-9));
-    CHECK(raw.steps[i].c == Approx(p[2]).epsilon(1e-9));
+    const double rel = i + 1 < 8 ? 1e-9 : 1e-8;
+    CHECK(raw.steps[i].a == Approx(p[0]).epsilon(rel));
+    CHECK(raw.steps[i].b == Approx(p[1]).epsilon(rel));
+    CHECK(raw.steps[i].c == Approx(p[2]).epsilon(rel));
     const double f = i + 1 < 8 ? 1.01 : 1.0;
-    CHECK(safe.steps[i].a == Approx(p[0] / f).epsilon(1e-9));
-    CHECK(safe.steps[i].b == Approx(p[1] / (f * f * f)).epsilon(1e-9));
-    CHECK(safe.steps[i].c == Approx(p[2] / (f * f * f * f * f)).epsilon(1e-9));
+    CHECK(safe.steps[i].a == Approx(p[0] / f).epsilon(rel));
+    CHECK(safe.steps[i].b == Approx(p[1] / (f * f * f)).epsilon(rel));
+    CHECK(safe.steps[i].c == Approx(p[2] / (f * f * f * f * f)).epsilon(rel));
   }
 }
 
