@@ -34,6 +34,42 @@ inline Dims dims_of(const std::vector<std::size_t>& d) {
   return x;
 }
 
+// ---------------------------------------------------------------- learning-rate schedules
+
+// The lr factor after k completed steps (k from 0, so a warmup's first factor is 0), written from
+// the documented semantics of dualopt::Schedule (README, schedule.hpp's comments), not its code:
+// warmup 0 -> 1 over `warmup` steps; then linear to `final` at `total`, or cosine to `final` at
+// `total`, or flat until `total - cooldown` and linear to `final` at `total` (WSD); `final` after.
+struct ScheduleRef {
+  enum Kind { Constant, Linear, Cosine, Wsd } kind = Constant;
+  long warmup = 0, total = 0, cooldown = 0;
+  double final = 1.0;
+
+  static ScheduleRef constant() { return {}; }
+  static ScheduleRef linear(long w, long t, double f) { return {Linear, w, t, 0, f}; }
+  static ScheduleRef cosine(long w, long t, double f) { return {Cosine, w, t, 0, f}; }
+  static ScheduleRef wsd(long w, long t, long cd, double f) { return {Wsd, w, t, cd, f}; }
+
+  double operator()(long k) const {
+    if (kind == Constant) return 1.0;
+    if (k < warmup) return interpolate(k, 0, 0.0, warmup, 1.0);
+    if (k >= total) return final;
+    switch (kind) {
+      case Linear: return interpolate(k, warmup, 1.0, total, final);
+      case Cosine: {
+        const double pi = std::acos(-1.0), progress = double(k - warmup) / double(total - warmup);
+        return final + (1.0 - final) * (std::cos(pi * progress) + 1.0) / 2.0;
+      }
+      case Wsd: return k <= total - cooldown ? 1.0 : interpolate(k, total - cooldown, 1.0, total, final);
+      default: return 1.0;
+    }
+  }
+  // The straight line through (k0, y0) and (k1, y1), at k.
+  static double interpolate(long k, long k0, double y0, long k1, double y1) {
+    return y0 + (y1 - y0) * double(k - k0) / double(k1 - k0);
+  }
+};
+
 // ---------------------------------------------------------------- dense helpers (row-major)
 
 // (n x k) times (k x m)
