@@ -224,14 +224,14 @@ std::vector<NsJob> ns_jobs(const std::string& kind) {
     auto add = [&](Eigen::Index rr, Eigen::Index cc, int steps, int cubic) {
       jobs.push_back({rr, cc, steps, cubic, double(rr) * double(cc) * double(std::min(rr, cc))});
     };
-    if (kind == "muon" && hidden(p)) add(r, c, MuonConfig{}.ns_steps, 0);
+    if (kind == "muon" && hidden(p)) add(r, c, int(Muon<float>().spectral().schedule.steps.size()), 0);
     if (kind == "soap_muon" && hidden(p)) add(r, c, SoapMuonConfig{}.ns_steps, SoapMuonConfig{}.cubic_steps);
     if (kind == "mango") {
       const auto role = presets::gpt_role(p.name, p.shape);
       if (role == presets::Role::QkvWeight)
-        for (int h = 0; h < 36; ++h) add(r / 36, c, MangoConfig{}.ns_steps, 0);
+        for (int h = 0; h < 36; ++h) add(r / 36, c, 6, 0);  // presets::mango_spectral()
       else if (role == presets::Role::Hidden || role == presets::Role::Head)
-        add(r, c, MangoConfig{}.ns_steps, 0);
+        add(r, c, 6, 0);
     }
   }
   std::stable_sort(jobs.begin(), jobs.end(), [](const NsJob& a, const NsJob& b) { return a.cost > b.cost; });

@@ -219,9 +219,7 @@ TEST_CASE("hyperparameters no step can use are refused, and a refused step chang
     AdamConfig aux;
     aux.eps = -1e-8;
     CHECK_THROWS_WITH(Muon<double>(MuonConfig{}, aux), Contains("eps = -1e-08 is negative"));
-    MangoConfig mango;
-    mango.ns_steps = -1;
-    CHECK_THROWS_WITH(Mango<double>(mango), Contains("ns_steps = -1 is outside [0, 100]"));
+    CHECK_THROWS_WITH(presets::mango_spectral(-1), Contains("ns_steps = -1 is outside [0, 100]"));
   }
   SECTION("when config() was edited between steps") {
     for (Kind kind : zoo::kAll) {

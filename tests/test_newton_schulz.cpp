@@ -381,10 +381,8 @@ TEMPLATE_TEST_CASE("NS output lies in each schedule's band with the polar factor
       CAPTURE(c.name, int(p));
       Matrix<double> mm = km.m;
       const MatrixMap<double> view(mm.data(), rows, cols);
-      dualopt::linalg::PowerIterationWorkspace<double> pw;
-      const double norm = (p == NsPrescale::Frobenius       ? view.norm()
-                           : p == NsPrescale::SpectralPower ? dualopt::linalg::spectral_norm_estimate<double>(view, pw)
-                                                            : s(0)) + 1e-7;
+      dualopt::linalg::SpectralNormWorkspace<double> sw;
+      const double norm = dualopt::linalg::prescale_norm<double>(view, p, sw) + 1e-7;
       REQUIRE(s.minCoeff() / norm >= c.in_lo);  // the band's premise
       REQUIRE(s(0) / norm <= 1.0);
       const Dense out = run_ns<T>(km.m, c.sched, p);

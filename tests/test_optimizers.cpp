@@ -231,7 +231,7 @@ TEMPLATE_TEST_CASE("Muon matches the reference, nesterov on and off, with decay"
       r->nesterov = nesterov;
       r->wd = c.weight_decay;
       r->offset.beta = c.offset_beta;
-      r->norm = ref::NormRef::spectral(c.ns_steps);
+      r->norm = ref::NormRef::spectral(int(opt.spectral().schedule.steps.size()));
       it.ref_step = stepper(r, c.lr);
       opt.add(it.name, it.w.data(), it.g.data(), shape_of(it));
     }
@@ -498,7 +498,7 @@ TEST_CASE("default hyperparameters are the ones ALGORITHMS.md lists", "[optimize
   CHECK(muon.lr == 0.02);
   CHECK(muon.beta == 0.95);
   CHECK(muon.nesterov);
-  CHECK(muon.ns_steps == 5);
+  CHECK(Muon<double>().spectral().schedule.steps.size() == 5);
   CHECK(aux_adamw_defaults().lr == 3e-4);
   const MangoConfig mango;
   CHECK(mango.lr == 0.05);
@@ -508,7 +508,8 @@ TEST_CASE("default hyperparameters are the ones ALGORITHMS.md lists", "[optimize
   CHECK(mango.nesterov);
   CHECK_FALSE(mango.ema);
   CHECK(mango.offset_beta == 0.99);
-  CHECK(mango.ns_steps == 6);
+  CHECK(presets::mango_spectral().name() == "spectral");
+  CHECK(std::get<norms::Spectral>(presets::mango_spectral().get()).schedule.steps.size() == 6);
   const SoapMuonConfig soap;
   CHECK(soap.beta1 == 0.95);
   CHECK(soap.beta2 == 0.98);

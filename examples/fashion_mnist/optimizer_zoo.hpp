@@ -104,7 +104,7 @@ inline std::unique_ptr<dualopt::Optimizer<float>> make_optimizer(
     auto opt = std::make_unique<dualopt::Mango<float>>(c);
     for (const auto& p : params)
       opt->add(p.name, p.w, p.g, to_shape(p.shape),
-               p.is_matrix ? dualopt::presets::mango_spectral(c.ns_steps) : dualopt::norms::l2());
+               p.is_matrix ? dualopt::presets::mango_spectral() : dualopt::norms::l2());
     return opt;
   }
   if (n == "soap_muon") {

@@ -2,7 +2,7 @@
 // The checkpoint format, and Optimizer<T>::save / load, which write and read it.
 //
 // ---------------------------------------------------------------------------------------------
-// dualopt checkpoint format, version 1
+// dualopt checkpoint format, version 2 (version 1 is read too: see below)
 // ---------------------------------------------------------------------------------------------
 // A checkpoint holds everything an exact resume needs from the optimizer: every bit of every
 // state buffer, the step counters, the schedule and the rules' hyperparameters. It does not
@@ -14,7 +14,7 @@
 // 65536 bytes.
 //
 //   magic          8 bytes   "DUALOPT\0"
-//   version        u32       1
+//   version        u32       2
 //   byte order     u32       0x01020304 (reads as bytes 04 03 02 01 on little-endian machines)
 //   scalar         u8        'f' (float) or 'd' (double): the type of every buffer value
 //   kind           str       Optimizer::kind(): adam, adamw, laprop, muon, mango, soap_muon, custom
@@ -32,6 +32,8 @@
 //   per tensor     str       name (tensors are matched by name, not by position)
 //                  u32       rank, then rank x u64 dimensions
 //                  str       norm (Norm::name(), e.g. "headwise(3,spectral)")
+//                  str       norm settings (Norm::description(): Newton-Schulz steps, prescale,
+//                            eps, shape scale), e.g. "headwise(3,spectral(ns=3.4445,-4.775,2.0315x6,...))"
 //                  u32       group
 //                  i64       t, the steps this tensor has taken
 //                  u32       state buffer count, then per buffer (the rule's, then "offset"):
@@ -43,7 +45,12 @@
 //                            every machine so a file of either byte order can be verified
 //   nothing may follow the checksum
 //
-// Version 1 limits: step counts and the schedule's integers lie in [0, 2^53] (a double holds
+// Version 1 differs in two places: no norm settings string after the norm name, and the groups of
+// rules mango and momentum have one more hyperparameter, "ns_steps" (int), last. load() reads
+// version 1 and ignores that field (those settings now live in each tensor's norm, which a
+// version 1 file does not describe: its tensors' norms are checked by name only).
+//
+// Limits (both versions): step counts and the schedule's integers lie in [0, 2^53] (a double holds
 // them exactly), a tensor's t is at most the global step count, rank is at most 32.
 //
 // What load() does
@@ -67,9 +74,10 @@
 //   (offset momentum switched on or off, SOAP's rotation switched by max_precond_dim) is refused,
 //   because the buffers would no longer fit the rule, and so is a value no step can use (a
 //   beta of 1, a SOAP refresh period of 0: detail::config_problem), which save() also refuses.
+// - Checked, not restored: each tensor's norm settings (Newton-Schulz schedule, prescale, eps),
+//   which belong to the registration, like the shape.
 // - Not in the checkpoint: parameters; the non-finite policy and thread count (neither changes
-//   results); norm options other than the name (a spectral norm's Newton-Schulz schedule is
-//   fixed at registration, so Muon's ns_steps only matters for tensors added after a load).
+//   results).
 // - When a check fails before the end, load() reads the rest of the input and verifies the
 //   checksum, so the error says whether the data is corrupt ("checkpoint: corrupt data
 //   (checksum mismatch) ...") or is an intact checkpoint of a different setup.
@@ -108,7 +116,8 @@
 namespace dualopt::checkpoint {
 
 inline constexpr char kMagic[8] = {'D', 'U', 'A', 'L', 'O', 'P', 'T', '\0'};
-inline constexpr std::uint32_t kVersion = 1;
+inline constexpr std::uint32_t kVersion = 2;
+inline constexpr std::uint32_t kOldestVersion = 1;
 inline constexpr std::uint32_t kByteOrderMarker = 0x01020304u;
 
 namespace detail {
@@ -407,6 +416,7 @@ void Optimizer<T>::save(std::ostream& os) const {
       throw Error("checkpoint: cannot save: tensor '" + s.name + "': " + p);
     check_string(s.name, "a tensor name");
     check_string(s.norm.name(), "a norm name");
+    check_string(s.norm.description(), "a norm description");
     if (s.shape.rank() > ck::kMaxRank) throw Error("checkpoint: cannot save: tensor '" + s.name + "' has rank > 32");
   }
   if (!os) throw Error("checkpoint: the output stream is not writable");
@@ -442,6 +452,7 @@ void Optimizer<T>::save(std::ostream& os) const {
     out.pod(std::uint32_t(s.shape.rank()));
     for (std::size_t d : s.shape.dims()) out.pod(std::uint64_t(d));
     out.str(s.norm.name());
+    out.str(s.norm.description());
     out.pod(std::uint32_t(s.group));
     out.pod(std::int64_t(s.t));
     std::vector<std::pair<std::string, const std::vector<T>*>> buffers;
@@ -485,9 +496,9 @@ void Optimizer<T>::load(std::istream& is) {
   if (std::memcmp(magic, ck::kMagic, sizeof magic) != 0)
     throw Error("checkpoint: not a dualopt checkpoint (it does not start with \"DUALOPT\\0\")");
   const auto version = in.pod<std::uint32_t>("the format version");
-  if (version != ck::kVersion)
-    in.fail("format version " + std::to_string(version) + " is not supported (this build reads version " +
-            std::to_string(ck::kVersion) + ")");
+  if (version < ck::kOldestVersion || version > ck::kVersion)
+    in.fail("format version " + std::to_string(version) + " is not supported (this build reads versions " +
+            std::to_string(ck::kOldestVersion) + " to " + std::to_string(ck::kVersion) + ")");
   const auto order = in.pod<std::uint32_t>("the byte-order marker");
   if (order != ck::kByteOrderMarker)
     in.fail(order == 0x04030201u ? "written on a machine of the other byte order; checkpoints do not convert"
@@ -534,7 +545,9 @@ void Optimizer<T>::load(std::istream& is) {
     staged[g] = groups_[g]->empty_clone();
     const auto live = ck::hyperparameters(*groups_[g]);
     const auto pending = ck::hyperparameters(*staged[g]);
-    const auto nfields = in.pod<std::uint32_t>("the hyperparameter count of " + where);
+    // Version 1 saved Newton-Schulz steps in these rules' configs (see the format above).
+    const bool legacy_ns = version == 1 && (rule == "mango" || rule == "momentum");
+    const auto nfields = in.pod<std::uint32_t>("the hyperparameter count of " + where) - std::uint32_t(legacy_ns);
     if (nfields != live.size())
       in.fail(where + " (rule " + quoted(rule) + ") has " + std::to_string(nfields) + " hyperparameters, optimizer's has " +
               std::to_string(live.size()));
@@ -554,6 +567,13 @@ void Optimizer<T>::load(std::istream& is) {
                 ck::field_type_name(type));
       if (bits != ck::encode(live[i].second)) changed[g] = 1;
       field_moves[g].emplace_back(live[i].second, pending[i].second);
+    }
+    if (legacy_ns) {
+      const std::string name = in.str("a hyperparameter name of " + where);
+      if (name != "ns_steps") in.fail(where + " last hyperparameter is " + quoted(name) + ", version 1 has \"ns_steps\"");
+      if (in.pod<std::uint8_t>("the type of hyperparameter \"ns_steps\"") != std::uint8_t(ck::FieldType::Int))
+        in.fail(where + " hyperparameter \"ns_steps\" is not stored as int");
+      in.pod<std::uint64_t>("the value of hyperparameter \"ns_steps\"");  // superseded by the norms
     }
     if (const std::string p = detail::config_problem<T>(*staged[g]); !p.empty()) in.fail(where + ": " + p);
   }
@@ -591,6 +611,11 @@ void Optimizer<T>::load(std::istream& is) {
     if (shape != s.shape) in.fail(what + " has shape " + shape.str() + ", optimizer has " + s.shape.str());
     const std::string norm = in.str("the norm of " + what);
     if (norm != s.norm.name()) in.fail(what + " has norm " + quoted(norm) + ", optimizer has " + quoted(s.norm.name()));
+    if (version >= 2) {
+      const std::string settings = in.str("the norm settings of " + what);
+      if (settings != s.norm.description())
+        in.fail(what + " has norm settings " + quoted(settings) + ", optimizer has " + quoted(s.norm.description()));
+    }
     const auto group = in.pod<std::uint32_t>("the group of " + what);
     if (group != s.group)
       in.fail(what + " is in group " + std::to_string(group) + ", optimizer has it in group " + std::to_string(s.group));

@@ -40,22 +40,28 @@ inline std::string role_name(Role r) {
   return "unknown";
 }
 
-inline norms::Norm mango_spectral(int ns_steps) {
+// The spectral norm as the Mango reference runs it: `ns_steps` quintic steps after dividing by
+// the exact sigma_max + 1e-7 (SpectralExact: converged Lanczos, a few % of the iteration's
+// work). NsPrescale::Frobenius is the fast variant (later Mango code and Muon): it starts the
+// iteration lower, so after 6 steps the small singular values sit lower than the reference's.
+inline norms::Norm mango_spectral(int ns_steps = 6, linalg::NsPrescale prescale = linalg::NsPrescale::SpectralExact) {
   norms::Spectral s;
   s.schedule = linalg::NsSchedule::quintic(ns_steps);
+  s.prescale = prescale;
   return s;
 }
 
 // The Mango reference's defaults: hidden and head spectral; embeddings row-wise l2; QKV
 // weight head-wise spectral over 3 * heads blocks, its bias head-wise l2; gains l-inf; biases l2.
 inline norms::Norm mango_reference_norm(const std::string& name, const Shape& shape, std::size_t heads,
-                                        int ns_steps = 6) {
+                                        int ns_steps = 6,
+                                        linalg::NsPrescale prescale = linalg::NsPrescale::SpectralExact) {
   switch (gpt_role(name, shape)) {
     case Role::Embedding:
     case Role::PositionEmbedding: return norms::rowwise_l2();
     case Role::Head:
-    case Role::Hidden: return mango_spectral(ns_steps);
-    case Role::QkvWeight: return norms::headwise(mango_spectral(ns_steps), 3 * heads);
+    case Role::Hidden: return mango_spectral(ns_steps, prescale);
+    case Role::QkvWeight: return norms::headwise(mango_spectral(ns_steps, prescale), 3 * heads);
     case Role::QkvBias: return norms::headwise(norms::l2(), 3 * heads);
     case Role::Gain: return norms::linf();
     case Role::Bias: return norms::l2();
@@ -65,13 +71,24 @@ inline norms::Norm mango_reference_norm(const std::string& name, const Shape& sh
 
 // The note's best found: embeddings and gains null, QKV split head-wise, other biases l2,
 // hidden matrices and head spectral.
-inline norms::Norm mango_best_norm(const std::string& name, const Shape& shape, std::size_t heads, int ns_steps = 6) {
+inline norms::Norm mango_best_norm(const std::string& name, const Shape& shape, std::size_t heads, int ns_steps = 6,
+                                   linalg::NsPrescale prescale = linalg::NsPrescale::SpectralExact) {
   switch (gpt_role(name, shape)) {
     case Role::Embedding:
     case Role::PositionEmbedding:
     case Role::Gain: return norms::null();
-    default: return mango_reference_norm(name, shape, heads, ns_steps);
+    default: return mango_reference_norm(name, shape, heads, ns_steps, prescale);
   }
+}
+
+// The fast variants: the same norms with the Frobenius prescale.
+inline norms::Norm mango_reference_norm_fast(const std::string& name, const Shape& shape, std::size_t heads,
+                                             int ns_steps = 6) {
+  return mango_reference_norm(name, shape, heads, ns_steps, linalg::NsPrescale::Frobenius);
+}
+inline norms::Norm mango_best_norm_fast(const std::string& name, const Shape& shape, std::size_t heads,
+                                        int ns_steps = 6) {
+  return mango_best_norm(name, shape, heads, ns_steps, linalg::NsPrescale::Frobenius);
 }
 
 // Muon's split: hidden 2-D matrices (and QKV) to Muon, the rest to its AdamW group.

@@ -27,8 +27,9 @@
 // Every product is cut into panels or tiles fixed by the matrix shape (never by the thread count),
 // each one single-threaded Eigen call, so the result is bitwise the same whether they
 // run on one thread or several (set_threads).
+#include "../error.hpp"
 #include "../tensor.hpp"
-#include "power_iteration.hpp"
+#include "spectral_norm.hpp"
 
 #include <Eigen/Core>
 #include <algorithm>
@@ -50,15 +51,23 @@ struct NsStep {
 
 // An ordered list of polynomial steps. Bands stated here are tested in tests/test_newton_schulz.cpp.
 struct NsSchedule {
+  static constexpr int kMaxSteps = 100;
   std::vector<NsStep> steps;
+
+  static void check_steps(int n) {
+    if (n < 0 || n > kMaxSteps)
+      throw Error("dualopt: Newton-Schulz ns_steps = " + std::to_string(n) + " is outside [0, 100]");
+  }
 
   // Keller Jordan's quintic coefficients (Muon). After 5 steps, singular values starting in
   // [1e-2, 1] of the pre-scaled input land in [0.6818, 1.1344].
   static NsSchedule quintic(int n = 5) {
+    check_steps(n);
     return NsSchedule{std::vector<NsStep>(static_cast<std::size_t>(n), NsStep{3.4445, -4.7750, 2.0315})};
   }
   // Cubic Newton-Schulz (1.5, -0.5) steps converge to exactly 1 from inside (0, sqrt(3)).
   NsSchedule& then_cubic(int n) {
+    check_steps(n);
     steps.insert(steps.end(), static_cast<std::size_t>(n), NsStep{1.5, -0.5, 0.0});
     return *this;
   }
@@ -72,11 +81,14 @@ struct NsSchedule {
   }
 };
 
-// How the input is scaled into the iteration's basin before the first step.
+// How the input is scaled into the iteration's basin before the first step. The quintic
+// diverges once a pre-scaled singular value passes ~1.26, so a scale must not fall far below
+// sigma_max; both spectral ones come from converged Lanczos (linalg/spectral_norm.hpp), which
+// costs 2.5% of a GPT-2 layer's iteration on gradient-like spectra, 11% on noise (bench/README.md).
 enum class NsPrescale {
-  Frobenius,       // ||M||_F + eps: Muon and current Mango code; cheap, sigma_max <= ||M||_F
-  SpectralPower,   // sigma_max from power iteration (cushioned so it never underestimates much)
-  SpectralExact,   // exact sigma_max (Gram eigenvalues), as in the Mango note's experiments (slow)
+  Frobenius,      // ||M||_F + eps: Muon and later Mango code; cheapest, sigma_max <= ||M||_F
+  SpectralPower,  // min(||M||_F, 1.01 sigma_max): sigma_max's basin with a cushion for rounding
+  SpectralExact,  // sigma_max (to ~1e-9 in double, ~1e-7 in float): the Mango note's experiments
 };
 
 // Which form of the iteration runs (see the top of this file). Auto takes the Gram form when
@@ -85,11 +97,14 @@ enum class NsPrescale {
 enum class NsMethod { Auto, Standard, Gram };
 
 template <class T, class M>
-T prescale_norm(const M& x, NsPrescale p, PowerIterationWorkspace<T>& power) {
+T prescale_norm(const M& x, NsPrescale p, SpectralNormWorkspace<T>& ws) {
   switch (p) {
     case NsPrescale::Frobenius: return x.norm();
-    case NsPrescale::SpectralPower: return spectral_norm_estimate<T>(x, power);
-    case NsPrescale::SpectralExact: return spectral_norm_exact<T>(x);
+    case NsPrescale::SpectralPower: {
+      const T frobenius = x.norm();
+      return std::min(frobenius, T(1.01 * spectral_norm_lanczos<T>(x, ws, 1e-6)));
+    }
+    case NsPrescale::SpectralExact: return T(spectral_norm_lanczos<T>(x, ws));
   }
   return x.norm();
 }
@@ -102,8 +117,8 @@ void newton_schulz_reference(MatrixMap<T> x, const NsSchedule& schedule, NsPresc
                              T eps = T(1e-7)) {
   using Dense = Eigen::Matrix<T, Eigen::Dynamic, Eigen::Dynamic>;
   if (x.size() == 0) return;
-  PowerIterationWorkspace<T> power;
-  const T scale = prescale_norm<T>(x, prescale, power) + eps;
+  SpectralNormWorkspace<T> sigma;
+  const T scale = prescale_norm<T>(x, prescale, sigma) + eps;
   const bool wide = x.rows() <= x.cols();
   Dense m = wide ? Dense(x) : Dense(x.transpose());
   m /= scale;
@@ -397,7 +412,7 @@ class NewtonSchulz {
 
   detail::Scratch<T> g_, p_, q_, t_, u_;
   std::vector<detail::Scratch<T>> panel_;
-  PowerIterationWorkspace<T> power_;
+  SpectralNormWorkspace<T> sigma_;
   int threads_ = 1;
   NsMethod method_ = NsMethod::Auto;
   double gram_first_gain_limit_ = kGramFirstGainLimit;
@@ -408,7 +423,7 @@ template <class T>
 void NewtonSchulz<T>::run(MatrixMap<T> x, const NsSchedule& schedule, NsPrescale prescale, T eps) {
   if (x.size() == 0) return;
   detail::SingleThreadedEigen pin;
-  const T scale = prescale_norm<T>(x, prescale, power_) + eps;
+  const T scale = prescale_norm<T>(x, prescale, sigma_) + eps;
   x /= scale;
   if (x.rows() <= x.cols()) {
     iterate(x, schedule);

@@ -11,6 +11,9 @@
 
 #include "../error.hpp"
 
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
 #include <string>
 #include <utility>
 #include <variant>
@@ -58,8 +61,58 @@ class Norm {
     return std::visit([](const auto& n) -> std::string { return kind_name(n); }, v_);
   }
 
-  // Throws unless this norm can act on one matrix of `shape`.
+  // The name with every setting that changes the dual map, e.g. for Newton-Schulz
+  // "spectral(ns=3.4445,-4.775,2.0315x6,prescale=spectral_exact,eps=1e-07,shape_scale=1)";
+  // checkpoints save it, and load() refuses a tensor whose norm settings differ.
+  std::string description() const {
+    if (const auto* h = std::get_if<HeadWise>(&v_))
+      return "headwise(" + std::to_string(h->blocks) + "," + h->inner->description() + ")";
+    if (const auto* s = std::get_if<Spectral>(&v_)) {
+      const std::string shape = ",shape_scale=" + std::string(s->shape_scale ? "1" : "0") + ")";
+      if (s->exact.as_float != nullptr) return "spectral(polar=svd" + shape;
+      std::string ns;  // runs of equal steps: a,b,cxN
+      for (std::size_t i = 0; i < s->schedule.steps.size();) {
+        const linalg::NsStep& st = s->schedule.steps[i];
+        std::size_t j = i;
+        while (j < s->schedule.steps.size() && s->schedule.steps[j].a == st.a && s->schedule.steps[j].b == st.b &&
+               s->schedule.steps[j].c == st.c)
+          ++j;
+        ns += (ns.empty() ? "" : "+") + number(st.a) + "," + number(st.b) + "," + number(st.c) + "x" +
+              std::to_string(j - i);
+        i = j;
+      }
+      const char* prescale = s->prescale == linalg::NsPrescale::Frobenius       ? "frobenius"
+                             : s->prescale == linalg::NsPrescale::SpectralPower ? "spectral_power"
+                                                                                : "spectral_exact";
+      return "spectral(ns=" + ns + ",prescale=" + prescale + ",eps=" + number(s->eps) + shape;
+    }
+    return name();
+  }
+
+  // Throws unless the settings are usable: a Newton-Schulz schedule of at most 100 steps with
+  // finite coefficients, and a finite eps >= 0.
+  void check_settings(const std::string& tensor = "") const {
+    auto fail = [&](const std::string& why) {
+      throw Error("dualopt: " + (tensor.empty() ? std::string() : "tensor '" + tensor + "': ") + "spectral norm " + why);
+    };
+    if (const auto* h = std::get_if<HeadWise>(&v_)) {
+      if (!h->inner) throw Error("dualopt: head-wise norm without an inner norm");
+      h->inner->check_settings(tensor);
+    }
+    if (const auto* s = std::get_if<Spectral>(&v_)) {
+      const std::size_t n = s->schedule.steps.size();
+      if (n > std::size_t(linalg::NsSchedule::kMaxSteps))
+        fail("Newton-Schulz ns_steps = " + std::to_string(n) + " is outside [0, 100]");
+      for (const linalg::NsStep& st : s->schedule.steps)
+        if (!std::isfinite(st.a) || !std::isfinite(st.b) || !std::isfinite(st.c))
+          fail("Newton-Schulz schedule has a non-finite coefficient");
+      if (!std::isfinite(s->eps) || s->eps < 0) fail("eps = " + number(s->eps) + " is not finite and >= 0");
+    }
+  }
+
+  // Throws unless this norm can act on one matrix of `shape` (and its settings are usable).
   void check_shape(const std::string& tensor, const Shape& shape) const {
+    check_settings(tensor);
     if (const auto* h = std::get_if<HeadWise>(&v_)) {
       const auto rows = static_cast<std::size_t>(shape.rows());
       if (h->blocks == 0 || rows % h->blocks != 0)
@@ -73,6 +126,16 @@ class Norm {
   }
 
  private:
+  // Shortest text that reads back as the same double.
+  static std::string number(double x) {
+    char buf[32];
+    for (int digits = 6; digits <= 17; ++digits) {
+      std::snprintf(buf, sizeof buf, "%.*g", digits, x);
+      if (std::strtod(buf, nullptr) == x) break;
+    }
+    return buf;
+  }
+
   Variant v_;
 };
 

@@ -5,7 +5,7 @@
 // sqrt(max(1, rows/cols)) so that tall matrices get RMS-matched updates; `shape_scale` toggles it.
 #include "../linalg/newton_schulz.hpp"
 #include "../linalg/polar.hpp"
-#include "../linalg/power_iteration.hpp"
+#include "../linalg/spectral_norm.hpp"
 #include "../tensor.hpp"
 #include "../workspace.hpp"
 

@@ -19,7 +19,7 @@ struct MangoConfig {
   bool ema = false;           // true: the note's (1-b) factors on both moments
   double weight_decay = 0.0;
   double offset_beta = 0.99;  // offset momentum, on by default
-  int ns_steps = 6;
+  // Newton-Schulz settings live in each tensor's norm (presets::mango_spectral: 6 steps).
 
   // Every field by name, for checkpoints: the names are part of the file format.
   template <class F>
@@ -32,7 +32,6 @@ struct MangoConfig {
     f("ema", ema);
     f("weight_decay", weight_decay);
     f("offset_beta", offset_beta);
-    f("ns_steps", ns_steps);
   }
 };
 

@@ -14,7 +14,7 @@ struct MuonConfig {
   bool nesterov = true;
   double weight_decay = 0.0;
   double offset_beta = 0.0;
-  int ns_steps = 5;
+  // Newton-Schulz settings live in the norm: Muon::spectral() (5 quintic steps by default).
 
   // Every field by name, for checkpoints: the names are part of the file format.
   template <class F>
@@ -24,7 +24,6 @@ struct MuonConfig {
     f("nesterov", nesterov);
     f("weight_decay", weight_decay);
     f("offset_beta", offset_beta);
-    f("ns_steps", ns_steps);
   }
 };
 
