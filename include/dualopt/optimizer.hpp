@@ -124,6 +124,16 @@ void sqrt_in_place(T* x, std::size_t n) {
   for (; i < n; ++i) x[i] = std::sqrt(x[i]);
 }
 
+// The sweep's loops. GCC vectorizes loops 256 bits wide under -march=native for most AVX-512
+// Intel tunings (prefer-vector-width=256, e.g. sapphirerapids); simdlen(16) asks for full
+// 512-bit vectors, as Eigen's own kernels use. Lanes are independent (no reductions), so the
+// width changes no result.
+#if defined(__AVX512F__)
+#define DUALOPT_SWEEP_SIMD _Pragma("omp simd simdlen(16)")
+#else
+#define DUALOPT_SWEEP_SIMD _Pragma("omp simd")
+#endif
+
 // Direction of elements [begin, begin + n) through a rule's Kernel (rules/*.hpp), handed to
 // f(i, d) element by element, a block at a time: pre() for the block, its square roots, post().
 // f sees element i once, so the caller fuses its own use of d (the update, or a store).
@@ -139,13 +149,13 @@ void for_each_direction(const K& kernel, const T* g, std::size_t begin, std::siz
   for (std::size_t b = begin; b < begin + n; b += kSweepBlock) {
     const std::size_t e = std::min(begin + n, b + kSweepBlock);
     if constexpr (K::kSqrt) {
-#pragma omp simd
+      DUALOPT_SWEEP_SIMD
       for (std::size_t i = b; i < e; ++i) root[i - b] = k.pre(i, g[i]);
       sqrt_in_place(root, e - b);
-#pragma omp simd
+      DUALOPT_SWEEP_SIMD
       for (std::size_t i = b; i < e; ++i) f(i, k.post(i, g[i], root[i - b]));
     } else {
-#pragma omp simd
+      DUALOPT_SWEEP_SIMD
       for (std::size_t i = b; i < e; ++i) f(i, k.post(i, g[i], T(0)));
     }
   }
@@ -412,7 +422,7 @@ class Group final : public GroupBase<T> {
   void update_from(TensorSlot<T>& s, const T* d, std::size_t begin, std::size_t n, std::int64_t t,
                    double schedule) const {
     with_update(s, t, schedule, [&](const auto& update) {
-#pragma omp simd
+      DUALOPT_SWEEP_SIMD
       for (std::size_t i = 0; i < n; ++i) update(begin + i, d[i]);
     });
   }
@@ -801,12 +811,19 @@ void Optimizer<T>::run(const std::vector<std::size_t>& chosen) {
   const int nt = threads();
   if (workspaces_.size() < std::size_t(nt)) workspaces_.resize(std::size_t(nt));
   const double factor = schedule_(steps_);
-  std::size_t first = 0;
-  // Fewer long units than threads (say one big matrix): one thread per unit would leave the
-  // others idle, so each runs in turn with all threads sharing its Newton-Schulz panels (whose
-  // cut is fixed, so the result is the same as on one thread).
-  const auto long_units = std::size_t(std::count_if(units_.begin(), units_.end(), [](const Unit& u) { return u.cost > 0; }));
-  if (nt > 1 && long_units > 0 && long_units < std::size_t(nt)) {
+  // Chosen by the work: while the biggest remaining long unit would take longer on one thread
+  // than an even share of all remaining long work takes on nt (a few big matrices, or one), one
+  // thread per unit would leave the others idle, so that unit runs alone with all threads sharing
+  // its Newton-Schulz tiles and panels (cut by shape, so the result is the same as on one
+  // thread). The rest is spread one unit per thread, biggest first.
+  std::size_t first = 0, long_units = 0;
+  double remaining = 0;
+  for (const Unit& u : units_)
+    if (u.cost > 0) remaining += u.cost, ++long_units;
+  std::size_t alone = 0;
+  for (double left = remaining; nt > 1 && alone < long_units && units_[alone].cost * nt > left; ++alone)
+    left -= units_[alone].cost;
+  if (alone > 0) {
     linalg::detail::SingleThreadedEigen pin;
     Workspace<T>& ws = workspaces_[0];
     struct OneThreadAfter {
@@ -814,7 +831,7 @@ void Optimizer<T>::run(const std::vector<std::size_t>& chosen) {
       ~OneThreadAfter() { ws.ns.set_threads(1); }
     } restore{ws};
     ws.ns.set_threads(nt);
-    for (; first < long_units; ++first) run_unit(units_[first], factor, ws);
+    for (; first < alone; ++first) run_unit(units_[first], factor, ws);
   }
   const auto nunits = static_cast<std::int64_t>(units_.size());
 #pragma omp parallel num_threads(nt)
