@@ -25,6 +25,7 @@
 #include <sstream>
 #include <string>
 #include <type_traits>
+#include <utility>
 #include <variant>
 #include <vector>
 
@@ -141,6 +142,17 @@ void sqrt_in_place(T* x, std::size_t n) {
 // `omp simd` states so that the loops vectorize without run-time alias checks.
 // Local copies of the kernel and of f: a store through their pointers cannot alias a local, so
 // their constants stay in registers instead of being reloaded per element.
+// Asks for the cache lines of p[b, e) ahead of a read-modify-write (no effect on any value).
+template <class T>
+void prefetch_lines(const T* p, std::size_t b, std::size_t e) {
+  for (std::size_t i = b; i < e; i += 64 / sizeof(T)) __builtin_prefetch(p + i, 1, 3);
+}
+template <class F, class = void>
+struct has_prefetch : std::false_type {};
+template <class F>
+struct has_prefetch<F, std::void_t<decltype(std::declval<const F&>().prefetch(std::size_t{}, std::size_t{}))>>
+    : std::true_type {};
+
 template <class T, class K, class F>
 void for_each_direction(const K& kernel, const T* g, std::size_t begin, std::size_t n, const F& update) {
   const K k = kernel;
@@ -148,6 +160,10 @@ void for_each_direction(const K& kernel, const T* g, std::size_t begin, std::siz
   alignas(64) T root[kSweepBlock];
   for (std::size_t b = begin; b < begin + n; b += kSweepBlock) {
     const std::size_t e = std::min(begin + n, b + kSweepBlock);
+    // The update's own arrays (W, the offset buffer) are first touched in the second stage;
+    // asked for now, their lines load while the first stage streams G and the moments, so one
+    // core keeps all of the sweep's streams in flight at once.
+    if constexpr (has_prefetch<F>::value) f.prefetch(b, e);
     if constexpr (K::kSqrt) {
       DUALOPT_SWEEP_SIMD
       for (std::size_t i = b; i < e; ++i) root[i - b] = k.pre(i, g[i]);
@@ -171,6 +187,10 @@ struct Update {
   T scale, beta, keep;  // lr x rule scale; offset beta; 1 - lr wd
   T* w;
   T* offset;
+  void prefetch(std::size_t b, std::size_t e) const {
+    prefetch_lines(w, b, e);
+    if constexpr (kOffset) prefetch_lines(offset, b, e);
+  }
   void operator()(std::size_t i, T d) const {
     T u = d * scale;
     if constexpr (kOffset) {
