@@ -115,7 +115,7 @@ def patch_muon_float(torch):
     return True
 
 
-def time_torch(torch, t, shapes, repeats, steps, step_repeats):
+def time_torch(torch, t, shapes, repeats, steps, step_repeats, kinds):
     torch.set_num_threads(t)
     res = {}
     gen = torch.Generator().manual_seed(2)
@@ -137,7 +137,7 @@ def time_torch(torch, t, shapes, repeats, steps, step_repeats):
         res["adamw_kind"] = kind
         res["nparams"] = sum(p.numel() for _, p in params)
         del opt
-        if patch_muon_float(torch):
+        if ("muon" in kinds or "mango" in kinds) and patch_muon_float(torch):
             hidden = [p for n, p in params if n in ("qkv", "proj", "fc", "fcproj")]
             rest = [p for n, p in params if n not in ("qkv", "proj", "fc", "fcproj")]
             muon = torch.optim.Muon(hidden, lr=0.02)
@@ -169,7 +169,7 @@ def run_ours(binary, args):
     return times
 
 
-def time_ours(bench, t, shapes, repeats, steps, step_repeats):
+def time_ours(bench, t, shapes, repeats, steps, step_repeats, kinds):
     names = "|".join(f"{r}x{c}" for r, c in shapes)
     ns = run_ours(os.path.join(bench, "bench_newton_schulz"),
                   [f"--threads={t}", f"--benchmark_filter=^ns/({names})/(ours|gemm)/threads:{t}/",
@@ -183,7 +183,7 @@ def time_ours(bench, t, shapes, repeats, steps, step_repeats):
     if steps:
         st = run_ours(os.path.join(bench, "bench_step"),
                       [f"--threads={t}", "--skip_memory", f"--benchmark_repetitions={step_repeats}",
-                       "--benchmark_filter=^(fused|step/(adamw|laprop|muon|mango)|step_unchecked/adamw)/"])
+                       f"--benchmark_filter=^(fused|step/({'|'.join(kinds)})|step_unchecked/adamw)/"])
         res.update({k: st.get(v) for k, v in [("adamw", "step/adamw"), ("laprop", "step/laprop"),
                                               ("adamw_unchecked", "step_unchecked/adamw"), ("fused", "fused"),
                                               ("muon", "step/muon"), ("mango", "step/mango")]})
@@ -212,6 +212,7 @@ def main():
     ap.add_argument("--shapes", default="768x3072,1024x4096,2048x2048,4096x4096")
     ap.add_argument("--skip-steps", action="store_true", help="Newton-Schulz, sgemm and copy only")
     ap.add_argument("--step-repeats", type=int, default=None, help="timed runs per optimizer step (default --repeats)")
+    ap.add_argument("--step-kinds", default="adamw,laprop,muon,mango", help="our steps to time (Muon's are slow)")
     ap.add_argument("--torch-only", action="store_true", help="do not run our binaries")
     opts = ap.parse_args()
     try:
@@ -230,8 +231,9 @@ def main():
     rows = []  # (work, threads, ours s, torch s, extra)
     for t in threads:
         sr = opts.step_repeats or opts.repeats
-        tt = time_torch(torch, t, shapes, opts.repeats, steps, sr)
-        oo = {} if opts.torch_only else time_ours(bench, t, shapes, opts.repeats, steps, sr)
+        kinds = [k for k in opts.step_kinds.split(",") if k]
+        tt = time_torch(torch, t, shapes, opts.repeats, steps, sr, kinds)
+        oo = {} if opts.torch_only else time_ours(bench, t, shapes, opts.repeats, steps, sr, kinds)
         for r, c in shapes:
             k = f"ns/{r}x{c}"
             eff = naive_ns_flops(r, c) / oo[k] * 1e-9 if oo.get(k) else float("nan")
