@@ -135,17 +135,14 @@ void sqrt_in_place(T* x, std::size_t n) {
 #define DUALOPT_SWEEP_SIMD _Pragma("omp simd")
 #endif
 
-// Direction of elements [begin, begin + n) through a rule's Kernel (rules/*.hpp), handed to
-// f(i, d) element by element, a block at a time: pre() for the block, its square roots, post().
-// f sees element i once, so the caller fuses its own use of d (the update, or a store).
-// The arrays a kernel touches never overlap (registration checks the trainer's buffers), which
-// `omp simd` states so that the loops vectorize without run-time alias checks.
-// Local copies of the kernel and of f: a store through their pointers cannot alias a local, so
-// their constants stay in registers instead of being reloaded per element.
 // Asks for the cache lines of p[b, e) ahead of a read-modify-write (no effect on any value).
 template <class T>
 void prefetch_lines(const T* p, std::size_t b, std::size_t e) {
+#if defined(__GNUC__)
   for (std::size_t i = b; i < e; i += 64 / sizeof(T)) __builtin_prefetch(p + i, 1, 3);
+#else
+  (void)p, (void)b, (void)e;
+#endif
 }
 template <class F, class = void>
 struct has_prefetch : std::false_type {};
@@ -153,6 +150,13 @@ template <class F>
 struct has_prefetch<F, std::void_t<decltype(std::declval<const F&>().prefetch(std::size_t{}, std::size_t{}))>>
     : std::true_type {};
 
+// Direction of elements [begin, begin + n) through a rule's Kernel (rules/*.hpp), handed to
+// f(i, d) element by element, a block at a time: pre() for the block, its square roots, post().
+// f sees element i once, so the caller fuses its own use of d (the update, or a store).
+// The arrays a kernel touches never overlap (registration checks the trainer's buffers), which
+// `omp simd` states so that the loops vectorize without run-time alias checks.
+// Local copies of the kernel and of f: a store through their pointers cannot alias a local, so
+// their constants stay in registers instead of being reloaded per element.
 template <class T, class K, class F>
 void for_each_direction(const K& kernel, const T* g, std::size_t begin, std::size_t n, const F& update) {
   const K k = kernel;
@@ -838,8 +842,12 @@ void Optimizer<T>::run(const std::vector<std::size_t>& chosen) {
   // thread). The rest is spread one unit per thread, biggest first.
   std::size_t first = 0, long_units = 0;
   double remaining = 0;
-  for (const Unit& u : units_)
-    if (u.cost > 0) remaining += u.cost, ++long_units;
+  for (const Unit& u : units_) {
+    if (u.cost > 0) {
+      remaining += u.cost;
+      ++long_units;
+    }
+  }
   std::size_t alone = 0;
   for (double left = remaining; nt > 1 && alone < long_units && units_[alone].cost * nt > left; ++alone)
     left -= units_[alone].cost;
