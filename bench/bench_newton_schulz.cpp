@@ -10,7 +10,8 @@
 //   svd       the exact polar factor through BDCSVD (linalg::polar_factor)
 //   xxt/...   X X^T alone at the wide shapes, 1 thread: our tile grid, Eigen's whole triangular
 //             product, a full GEMM
-// Each at 1 and 2 threads (svd: 2 only). Effective rate = naive flops / time, with the naive
+// Each at 1 and 2 threads (svd: 2 only), or at the counts of --threads=1,2,4,8,16 (a flag of
+// ours, read before Google Benchmark's). Effective rate = naive flops / time, with the naive
 // count 4 r^2 c + 2 r^3 per step (r <= c). The "heads" shape is a batch of 36 blocks of 64 x 768
 // (Mango's head-wise QKV): the batch is spread over threads one block per task, as the optimizer
 // does. After the runs a summary table prints ratios (min time over repetitions).
@@ -26,6 +27,8 @@
 #include "best_times.hpp"
 
 #include <algorithm>
+#include <cmath>
+#include <cstdlib>
 #include <cstdio>
 #include <cstring>
 #include <functional>
@@ -59,7 +62,10 @@ struct Case {
 const Case kCases[] = {
     {"768x768", 768, 768, 1, false},     {"768x3072", 768, 3072, 1, false}, {"3072x768", 3072, 768, 1, false},
     {"1024x4096", 1024, 4096, 1, true},  {"2048x2048", 2048, 2048, 1, true}, {"heads36x64x768", 64, 768, 36, false},
+    {"4096x4096", 4096, 4096, 1, true},
 };
+// The largest case runs only ours and the GEMM bar (the reference loop and the SVD take minutes).
+bool heavy(const Case& c) { return c.rows * c.cols > 8 * 1024 * 1024; }
 const int kSteps = 5;
 
 double naive_flops(const Case& c) {
@@ -186,17 +192,37 @@ std::string bench_name(const Case& c, Kind k, int threads) {
 
 int main(int argc, char** argv) {
   bool json = false;  // looked for before Initialize, which removes the flags it knows
-  for (int i = 1; i < argc; ++i)
+  std::vector<int> thread_counts = {1, 2};
+  std::vector<char*> args;
+  for (int i = 0; i < argc; ++i) {
     if (std::strstr(argv[i], "--benchmark_format=json")) json = true;
-  benchmark::Initialize(&argc, argv);
-  if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
+    if (std::strncmp(argv[i], "--threads=", 10) == 0) {
+      thread_counts.clear();
+      for (const char* p = argv[i] + 10; *p;) {
+        char* end = nullptr;
+        const long t = std::strtol(p, &end, 10);
+        if (end == p || t < 1) {
+          std::fprintf(stderr, "bench_newton_schulz: bad --threads list '%s'\n", argv[i] + 10);
+          return 1;
+        }
+        thread_counts.push_back(int(t));
+        p = *end == ',' ? end + 1 : end;
+      }
+    } else {
+      args.push_back(argv[i]);
+    }
+  }
+  int nargs = int(args.size());
+  benchmark::Initialize(&nargs, args.data());
+  if (benchmark::ReportUnrecognizedArguments(nargs, args.data())) return 1;
 
   auto min_stat = [](const std::vector<double>& v) { return *std::min_element(v.begin(), v.end()); };
   for (const Case& c : kCases) {
     for (Kind k : {Kind::Ours, Kind::Standard, Kind::Gemm, Kind::Ref, Kind::Svd}) {
       if (k == Kind::Standard && c.rows == c.cols) continue;  // square: Auto already is the standard form
-      for (int t : {1, 2}) {
-        if (k == Kind::Svd && t == 1) continue;
+      if (heavy(c) && k != Kind::Ours && k != Kind::Gemm) continue;
+      for (int t : thread_counts) {
+        if (k == Kind::Svd && t == 1 && thread_counts.size() > 1) continue;
         auto* b = benchmark::RegisterBenchmark(bench_name(c, k, t).c_str(),
                                                [&c, k, t](benchmark::State& s) { run_case(s, c, k, t); });
         b->Unit(benchmark::kMillisecond)->UseRealTime()->ComputeStatistics("min", min_stat);
@@ -218,23 +244,26 @@ int main(int argc, char** argv) {
   benchmark::RunSpecifiedBenchmarks(&collector);
 
   FILE* out = json ? stderr : stdout;
+  auto sec = [&](const std::string& name) {
+    const double t = collector.seconds(name);
+    return t > 0 && t < std::numeric_limits<double>::infinity() ? t : std::numeric_limits<double>::quiet_NaN();
+  };
   std::fprintf(out,
                "\nSummary (float, %d quintic steps; min over repetitions; eff = naive flops / time)\n"
-               "%-15s %8s %8s %8s %8s %8s %9s %8s %8s %8s %8s\n",
-               kSteps, "shape", "ours1 ms", "ours2 ms", "eff2 GF", "gemm2 GF", "eff/gemm", "std2/ours", "ref2 ms",
-               "ref/ours", "svd ms", "svd/ours");
+               "%-15s %7s %9s %8s %8s %8s %9s %8s %8s\n",
+               kSteps, "shape", "threads", "ours ms", "eff GF", "gemm GF", "eff/gemm", "std/ours", "ref/ours", "svd/ours");
   for (const Case& c : kCases) {
-    const double o1 = collector.seconds(bench_name(c, Kind::Ours, 1)), o2 = collector.seconds(bench_name(c, Kind::Ours, 2));
-    const double g2 = collector.seconds(bench_name(c, Kind::Gemm, 2));
-    const double gemm_flops = 2.0 * double(std::min(c.rows, c.cols)) * double(std::min(c.rows, c.cols)) *
-                              double(std::max(c.rows, c.cols)) * c.batch;
-    const double s2 = c.rows == c.cols ? o2 : collector.seconds(bench_name(c, Kind::Standard, 2));
-    const double ref2 = collector.seconds(bench_name(c, Kind::Ref, 2)), svd = collector.seconds(bench_name(c, Kind::Svd, 2));
-    const double eff = naive_flops(c) / o2 * 1e-9, gemm = gemm_flops / g2 * 1e-9;
-    std::fprintf(out, "%-15s %8.1f %8.1f %8.1f %8.1f %8.2f %9.2f %8.1f %8.2f %8.0f %8.1f\n", c.name, o1 * 1e3, o2 * 1e3,
-                 eff, gemm, eff / gemm, s2 / o2, ref2 * 1e3, ref2 / o2, svd * 1e3, svd / o2);
+    for (int t : thread_counts) {
+      const double o = sec(bench_name(c, Kind::Ours, t)), g = sec(bench_name(c, Kind::Gemm, t));
+      const double gemm_flops = 2.0 * double(std::min(c.rows, c.cols)) * double(std::min(c.rows, c.cols)) *
+                                double(std::max(c.rows, c.cols)) * c.batch;
+      const double s = c.rows == c.cols ? o : sec(bench_name(c, Kind::Standard, t));
+      const double eff = naive_flops(c) / o * 1e-9, gemm = gemm_flops / g * 1e-9;
+      if (std::isnan(o)) continue;  // filtered out
+      std::fprintf(out, "%-15s %7d %9.1f %8.1f %8.1f %8.2f %9.2f %8.2f %8.1f\n", c.name, t, o * 1e3, eff, gemm,
+                   eff / gemm, s / o, sec(bench_name(c, Kind::Ref, t)) / o, sec(bench_name(c, Kind::Svd, t)) / o);
+    }
   }
-  std::fprintf(out, "(1-thread columns: ours1 vs gemm1 in the benchmark lines above)\n");
   std::fprintf(out, "\nX X^T alone, 1 thread, GFLOP/s counting the full product\n%-15s %8s %11s %8s %14s\n", "shape",
                "tiles", "triangular", "gemm", "tiles/triang.");
   for (const Case& c : kCases) {

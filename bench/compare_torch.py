@@ -1,19 +1,29 @@
 #!/usr/bin/python3
-"""PyTorch CPU peers of our benchmarks, timed in the same run as ours, with ratios.
+"""PyTorch CPU peers of our benchmarks, timed in the same run as ours, at several thread counts.
 
-  /usr/bin/python3 bench/compare_torch.py [--build build-bench] [--threads 2] [--ns-repeats 1]
+  python3 bench/compare_torch.py [--build build-bench] [--threads 1,2,4,8,16] [--repeats 3]
+                                 [--shapes 768x3072,1024x4096,2048x2048,4096x4096] [--skip-steps]
 
-Times, with torch.set_num_threads(threads):
-  - torch.optim.Adam(foreach=True) on GPT-2 small's tensor set (124.4M float parameters, the
-    same shapes as bench/bench_step.cpp), one step, after one untimed step;
-  - the reference quintic Newton-Schulz loop (5 steps, a=3.4445, b=-4.7750, c=2.0315, Frobenius
-    prescale, transposed when tall) written in torch, float, at 768x3072 and 1024x4096;
-then runs our bench binaries with --benchmark_format=json for the same cases and prints
-torch / ours. Exits 0 with a message when torch cannot be imported (it is only visible to
-/usr/bin/python3 on the lab machine). Note which BLAS torch uses (printed): Debian's torch
-links the reference (netlib) BLAS unless an optimized one is installed as the alternative.
+For each thread count t, torch with torch.set_num_threads(t) times (min over --repeats runs,
+after one untimed run):
+  - Newton-Schulz, float: the quintic loop of ALGORITHMS.md (5 steps, a=3.4445, b=-4.7750,
+    c=2.0315, Frobenius prescale + 1e-7, transposed when tall; A = X X^T, B = b A + c A A,
+    X = a X + B X), i.e. torch.optim.Muon's iteration without its bf16 cast;
+  - the sgemm rate of its BLAS (MKL on pip wheels; netlib or OpenBLAS on Debian's torch) on each
+    shape's largest product, r x r times r x c;
+  - copy bandwidth: dst.copy_(src) over 1 GiB, counted as bytes read + bytes written;
+  - AdamW on GPT-2 small's tensor set (124.4M float parameters, bench/bench_step.cpp's shapes):
+    torch.optim.AdamW(fused=True), or foreach=True where fused is absent (torch 1.13);
+  - Muon + AdamW on the rest (the split of bench_step: hidden matrices to Muon; wte, wpe and
+    vectors to AdamW), with torch.optim.Muon's Newton-Schulz replaced by the float loop above;
+    skipped, with a note, when torch has no torch.optim.Muon. Our Mango step is set against the
+    same torch Muon step.
+Then our bench programs run at the same t, on the same shapes (bench_newton_schulz
+--threads=t, bench_step --threads=t), and one table prints ms, torch / ours and rates.
+Exits 0 with a message when torch cannot be imported.
 """
 import argparse
+import inspect
 import json
 import os
 import subprocess
@@ -22,39 +32,32 @@ import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
+NS_ABC = (3.4445, -4.7750, 2.0315)
 
 
 def gpt2_shapes():
     d = 768
-    shapes = [(50257, d), (1024, d)]
+    shapes = [("wte", (50257, d)), ("wpe", (1024, d))]
     for _ in range(12):
-        shapes += [(d,), (d,), (3 * d, d), (3 * d,), (d, d), (d,), (d,), (d,), (4 * d, d), (4 * d,), (d, 4 * d), (d,)]
-    shapes += [(d,), (d,)]
+        shapes += [("ln", (d,)), ("ln", (d,)), ("qkv", (3 * d, d)), ("b", (3 * d,)), ("proj", (d, d)), ("b", (d,)),
+                   ("ln", (d,)), ("ln", (d,)), ("fc", (4 * d, d)), ("b", (4 * d,)), ("fcproj", (d, 4 * d)), ("b", (d,))]
+    shapes += [("ln", (d,)), ("ln", (d,))]
     return shapes
 
 
-def time_torch_adam(torch, repeats):
-    gen = torch.Generator().manual_seed(1)
-    params = []
-    for s in gpt2_shapes():
-        p = torch.nn.Parameter(torch.randn(*s, generator=gen) * 0.02)
-        p.grad = torch.randn(*s, generator=gen) * 0.02
-        params.append(p)
-    n = sum(p.numel() for p in params)
-    opt = torch.optim.Adam(params, lr=1e-3, foreach=True)
-    opt.step()  # untimed: allocates the state
+def best_of(f, repeats):
+    f()  # untimed: allocations, state, thread pool
     best = float("inf")
     for _ in range(repeats):
         t0 = time.perf_counter()
-        opt.step()
+        f()
         best = min(best, time.perf_counter() - t0)
-    del opt, params
-    return best, n
+    return best
 
 
-def torch_ns(torch, g, steps=5):
-    a, b, c = 3.4445, -4.7750, 2.0315
-    x = g / (g.norm() + 1e-7)
+def torch_ns_float(torch, g, steps=5, eps=1e-7, abc=NS_ABC):
+    a, b, c = abc
+    x = g / (g.norm() + eps)
     tall = g.size(0) > g.size(1)
     if tall:
         x = x.T
@@ -65,77 +68,193 @@ def torch_ns(torch, g, steps=5):
     return x.T if tall else x
 
 
-def time_torch_ns(torch, rows, cols, repeats):
-    g = torch.randn(rows, cols, generator=torch.Generator().manual_seed(2))
-    best = float("inf")
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        torch_ns(torch, g)
-        best = min(best, time.perf_counter() - t0)
-    return best
+def make_model(torch):
+    gen = torch.Generator().manual_seed(1)
+    params = []
+    for name, s in gpt2_shapes():
+        p = torch.nn.Parameter(torch.randn(*s, generator=gen) * 0.02)
+        p.grad = torch.randn(*s, generator=gen) * 0.02
+        params.append((name, p))
+    return params
+
+
+def adamw(torch, params):
+    try:
+        return torch.optim.AdamW(params, lr=1e-3, weight_decay=0.01, fused=True), "fused"
+    except (TypeError, RuntimeError):
+        return torch.optim.AdamW(params, lr=1e-3, weight_decay=0.01, foreach=True), "foreach"
+
+
+def patch_muon_float(torch):
+    """torch.optim.Muon's Newton-Schulz with the bf16 cast removed; returns False without Muon."""
+    if not hasattr(torch.optim, "Muon"):
+        return False
+    import importlib
+    mod = importlib.import_module(torch.optim.Muon.__module__)
+    names = [n for n in dir(mod) if "zeropower" in n or "newton" in n.lower()]
+    if not names:
+        return False
+    for n in names:
+        orig = getattr(mod, n)
+        if not callable(orig) or getattr(orig, "_dualopt_float", False):
+            continue
+        sig = inspect.signature(orig)
+
+        def float_ns(*args, _sig=sig, **kw):
+            bound = _sig.bind(*args, **kw)
+            bound.apply_defaults()
+            v = list(bound.arguments.values())
+            grad = v[0]
+            coeffs = bound.arguments.get("ns_coefficients", NS_ABC)
+            steps = bound.arguments.get("ns_steps", 5)
+            eps = bound.arguments.get("eps", 1e-7)
+            return torch_ns_float(torch, grad.float(), steps, eps, coeffs).to(grad.dtype)
+
+        float_ns._dualopt_float = True
+        setattr(mod, n, float_ns)
+    return True
+
+
+def time_torch(torch, t, shapes, repeats, steps, step_repeats, kinds):
+    torch.set_num_threads(t)
+    res = {}
+    gen = torch.Generator().manual_seed(2)
+    for (r, c) in shapes:
+        g = torch.randn(r, c, generator=gen)
+        res[f"ns/{r}x{c}"] = best_of(lambda: torch_ns_float(torch, g), repeats)
+        m, n = min(r, c), max(r, c)
+        a, b = torch.randn(m, m, generator=gen), torch.randn(m, n, generator=gen)
+        out = torch.empty(m, n)
+        res[f"sgemm/{r}x{c}"] = 2.0 * m * m * n / best_of(lambda: torch.mm(a, b, out=out), repeats)
+    src = torch.randn(1 << 28, generator=gen)
+    dst = torch.empty_like(src)
+    res["copy"] = 2 * 4 * src.numel() / best_of(lambda: dst.copy_(src), repeats)
+    del src, dst
+    if steps:
+        params = make_model(torch)
+        opt, kind = adamw(torch, [p for _, p in params])
+        res["adamw"] = best_of(opt.step, step_repeats)
+        res["adamw_kind"] = kind
+        res["nparams"] = sum(p.numel() for _, p in params)
+        del opt
+        if ("muon" in kinds or "mango" in kinds) and patch_muon_float(torch):
+            hidden = [p for n, p in params if n in ("qkv", "proj", "fc", "fcproj")]
+            rest = [p for n, p in params if n not in ("qkv", "proj", "fc", "fcproj")]
+            muon = torch.optim.Muon(hidden, lr=0.02)
+            aux, _ = adamw(torch, rest)
+            res["muon"] = best_of(lambda: (muon.step(), aux.step()), step_repeats)
+            del muon, aux
+        del params
+    return res
 
 
 def run_ours(binary, args):
     """Runs one of our Google Benchmark programs, returns {function name: seconds per iteration}."""
-    path = os.path.join(binary)
-    if not os.path.exists(path):
-        sys.exit(f"compare_torch: {path} not found; build it first (see bench/README.md)")
-    out = subprocess.run([path, "--benchmark_format=json"] + args, check=True, stdout=subprocess.PIPE,
-                         stderr=subprocess.DEVNULL, text=True).stdout
+    if not os.path.exists(binary):
+        sys.exit(f"compare_torch: {binary} not found; build it first (see bench/README.md)")
+    run = subprocess.run([binary, "--benchmark_format=json"] + args, stdout=subprocess.PIPE,
+                         stderr=subprocess.DEVNULL, text=True)
+    try:
+        benchmarks = json.loads(run.stdout)["benchmarks"]
+    except (ValueError, KeyError):
+        print(f"compare_torch: {os.path.basename(binary)} {' '.join(args)} gave no results (exit {run.returncode})")
+        return {}
     unit = {"ns": 1e-9, "us": 1e-6, "ms": 1e-3, "s": 1.0}
     times = {}
-    for b in json.loads(out)["benchmarks"]:
+    for b in benchmarks:
         if b.get("run_type") == "aggregate" and b.get("aggregate_name") != "min":
             continue
         name = b["run_name"].split("/iterations:")[0].split("/real_time")[0]
-        t = b["real_time"] * unit[b["time_unit"]]
-        times[name] = min(t, times.get(name, float("inf")))
+        times[name] = min(b["real_time"] * unit[b["time_unit"]], times.get(name, float("inf")))
     return times
+
+
+def time_ours(bench, t, shapes, repeats, steps, step_repeats, kinds):
+    names = "|".join(f"{r}x{c}" for r, c in shapes)
+    ns = run_ours(os.path.join(bench, "bench_newton_schulz"),
+                  [f"--threads={t}", f"--benchmark_filter=^ns/({names})/(ours|gemm)/threads:{t}/",
+                   f"--benchmark_repetitions={repeats}", "--benchmark_min_time=0.2"])
+    res = {}
+    for r, c in shapes:
+        res[f"ns/{r}x{c}"] = ns.get(f"ns/{r}x{c}/ours/threads:{t}")
+        g = ns.get(f"ns/{r}x{c}/gemm/threads:{t}")
+        m, n = min(r, c), max(r, c)
+        res[f"sgemm/{r}x{c}"] = 2.0 * m * m * n / g if g else None
+    if steps:
+        st = run_ours(os.path.join(bench, "bench_step"),
+                      [f"--threads={t}", "--skip_memory", f"--benchmark_repetitions={step_repeats}",
+                       f"--benchmark_filter=^(fused|step/({'|'.join(kinds)})|step_unchecked/adamw)/"])
+        res.update({k: st.get(v) for k, v in [("adamw", "step/adamw"), ("laprop", "step/laprop"),
+                                              ("adamw_unchecked", "step_unchecked/adamw"), ("fused", "fused"),
+                                              ("muon", "step/muon"), ("mango", "step/mango")]})
+    return res
+
+
+def naive_ns_flops(r, c, steps=5):
+    m, n = min(r, c), max(r, c)
+    return steps * (4.0 * m * m * n + 2.0 * m ** 3)
+
+
+def print_table(rows):
+    print(f"\n{'work':28s} {'threads':>7s} {'ours ms':>9s} {'torch ms':>9s} {'torch/ours':>10s}  notes")
+    for work, t, o, tr, extra in rows:
+        fo = f"{o * 1e3:9.1f}" if o else f"{'n/a':>9s}"
+        ft = f"{tr * 1e3:9.1f}" if tr else f"{'n/a':>9s}"
+        ratio = f"{tr / o:10.2f}" if o and tr else f"{'n/a':>10s}"
+        print(f"{work:28s} {t:7d} {fo} {ft} {ratio}  {extra}", flush=True)
 
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--build", default=os.path.join(ROOT, "build-bench"), help="CMake build directory with bench/")
-    ap.add_argument("--threads", type=int, default=2)
-    ap.add_argument("--adam-repeats", type=int, default=3)
-    ap.add_argument("--ns-repeats", type=int, default=1, help="torch NS runs per shape (slow with reference BLAS)")
+    ap.add_argument("--threads", default="1,2", help="comma-separated thread counts, e.g. 1,2,4,8,16")
+    ap.add_argument("--repeats", type=int, default=3, help="timed runs per case (min is reported)")
+    ap.add_argument("--shapes", default="768x3072,1024x4096,2048x2048,4096x4096")
+    ap.add_argument("--skip-steps", action="store_true", help="Newton-Schulz, sgemm and copy only")
+    ap.add_argument("--step-repeats", type=int, default=None, help="timed runs per optimizer step (default --repeats)")
+    ap.add_argument("--step-kinds", default="adamw,laprop,muon,mango", help="our steps to time (Muon's are slow)")
+    ap.add_argument("--torch-only", action="store_true", help="do not run our binaries")
     opts = ap.parse_args()
     try:
         import torch
     except ImportError:
         print("compare_torch: torch is not importable by this Python (%s); skipping." % sys.executable)
         return 0
-
-    torch.set_num_threads(opts.threads)
-    blas = [l.strip() for l in torch.__config__.show().splitlines() if "BLAS_INFO" in l or "LAPACK" in l]
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads; {'; '.join(blas)[:200]}")
+    threads = [int(x) for x in opts.threads.split(",") if x]
+    shapes = [tuple(int(v) for v in s.split("x")) for s in opts.shapes.split(",") if s]
+    steps = not opts.skip_steps
+    blas = [l.strip() for l in torch.__config__.show().splitlines() if "BLAS_INFO" in l or "LAPACK_INFO" in l]
+    print(f"torch {torch.__version__}; {'; '.join(blas)[:200]}; torch.optim.Muon: {hasattr(torch.optim, 'Muon')}",
+          flush=True)
     bench = os.path.join(opts.build, "bench")
 
-    rows = []
-    # Adam on GPT-2 small: ours in the same run (the fused pass too, for reference).
-    t_torch, n = time_torch_adam(torch, opts.adam_repeats)
-    ours = run_ours(os.path.join(bench, "bench_step"),
-                    [f"--threads={opts.threads}", "--skip_memory", "--benchmark_filter=^(step/adam|step_unchecked/adam|fused)/"])
-    rows.append(("Adam step, GPT-2 124M", t_torch, ours.get("step/adam")))
-    rows.append(("Adam step (unchecked)", t_torch, ours.get("step_unchecked/adam")))
-    print(f"torch.optim.Adam(foreach=True): {n} parameters, {t_torch * 1e3:.1f} ms "
-          f"({28 * n / t_torch * 1e-9:.1f} GB/s at 28 B/param); our fused pass {ours.get('fused', float('nan')) * 1e3:.1f} ms")
+    rows = []  # (work, threads, ours s, torch s, extra)
+    for t in threads:
+        sr = opts.step_repeats or opts.repeats
+        kinds = [k for k in opts.step_kinds.split(",") if k]
+        tt = time_torch(torch, t, shapes, opts.repeats, steps, sr, kinds)
+        oo = {} if opts.torch_only else time_ours(bench, t, shapes, opts.repeats, steps, sr, kinds)
+        for r, c in shapes:
+            k = f"ns/{r}x{c}"
+            eff = naive_ns_flops(r, c) / oo[k] * 1e-9 if oo.get(k) else float("nan")
+            rows.append((f"NS {r}x{c}", t, oo.get(k), tt[k],
+                         f"eff {eff:.0f} GF/s; sgemm torch {tt['sgemm/%dx%d' % (r, c)] * 1e-9:.0f}, "
+                         f"Eigen {(oo.get('sgemm/%dx%d' % (r, c)) or float('nan')) * 1e-9:.0f}"))
+        rows.append(("copy bandwidth (torch)", t, None, None, f"{tt['copy'] * 1e-9:.1f} GB/s (read + write)"))
+        if steps:
+            n = tt["nparams"]
+            for k in ("adamw", "laprop", "adamw_unchecked"):
+                o = oo.get(k)
+                gbs = 28.0 * n / o * 1e-9 if o else float("nan")
+                rows.append((f"{k} step, GPT-2 124M", t, o, tt["adamw"],
+                             f"torch AdamW {tt['adamw_kind']}; ours {gbs:.1f} GB/s, copy {tt['copy'] * 1e-9:.1f} GB/s"))
+            for k in ("muon", "mango"):
+                rows.append((f"{k} step, GPT-2 124M", t, oo.get(k), tt.get("muon"),
+                             "vs torch.optim.Muon, float NS" if "muon" in tt else "torch has no torch.optim.Muon"))
+        print(f"... {t} threads done", flush=True)
+        print_table([r for r in rows if r[1] == t])
 
-    # Newton-Schulz, float, 5 quintic steps.
-    ns_ours = run_ours(os.path.join(bench, "bench_newton_schulz"),
-                       [f"--benchmark_filter=^ns/(768x3072|1024x4096)/(ours|ref)/threads:{opts.threads}/"])
-    for shape in ("768x3072", "1024x4096"):
-        r, c = map(int, shape.split("x"))
-        t = time_torch_ns(torch, r, c, opts.ns_repeats)
-        rows.append((f"NS {shape} (ours)", t, ns_ours.get(f"ns/{shape}/ours/threads:{opts.threads}")))
-        rows.append((f"NS {shape} (our plain Eigen ref)", t, ns_ours.get(f"ns/{shape}/ref/threads:{opts.threads}")))
-
-    print(f"\n{'case':34s} {'torch ms':>10s} {'ours ms':>10s} {'torch/ours':>11s}")
-    for name, t, o in rows:
-        if o is None:
-            print(f"{name:34s} {t * 1e3:10.1f} {'n/a':>10s}")
-        else:
-            print(f"{name:34s} {t * 1e3:10.1f} {o * 1e3:10.1f} {t / o:11.2f}")
+    print_table(rows)
     return 0
 
 

@@ -202,14 +202,17 @@ Matrix<T> gaussian(Eigen::Index r, Eigen::Index c, std::uint64_t seed) {
 
 TEST_CASE("symmetric tile products match a plain product", "[kernels][newton_schulz]") {
   using Dense = Eigen::MatrixXd;
-  // One tile up to kTileEdge, then grids of 2 x 2 and 3 x 3 with uneven edges.
-  for (Eigen::Index r : {1, 5, 300, 512, 513, 700, 1030}) {
+  // One tile below 2 kMinTileEdge, then finer grids (edges >= kMinTileEdge, uneven) towards
+  // kMinTileJobs tiles, so that one matrix gives 16 threads enough work.
+  const std::pair<Eigen::Index, Eigen::Index> grids[] = {{1, 1}, {5, 1}, {191, 1}, {300, 3}, {512, 5}, {513, 5}, {700, 7}, {1030, 10}};
+  for (auto [r, nb] : grids) {
     CAPTURE(r);
     const Dense x = gaussian<double>(r, r + 17, std::uint64_t(r)).cast<double>();
     const Dense want = x * x.transpose();
     Dense got = Dense::Constant(r, r, -7.0);  // every entry must be overwritten
     const Eigen::Index jobs = linalg::detail::tile_jobs(r);
-    CHECK(jobs == (r <= 512 ? 1 : r <= 1024 ? 3 : 6));
+    CHECK(linalg::detail::tile_grid(r) == nb);
+    CHECK(jobs == nb * (nb + 1) / 2);
     for (Eigen::Index job = jobs - 1; job >= 0; --job)  // any order: the tiles are disjoint
       linalg::detail::symmetric_product_tile(got, x, x.transpose(), job);
     CHECK((got - want).cwiseAbs().maxCoeff() < 1e-12 * (1 + want.cwiseAbs().maxCoeff()));
@@ -270,6 +273,25 @@ TEMPLATE_TEST_CASE("NewtonSchulz is bitwise the same on 1 or more threads, and r
     CHECK((one.array() == two.array()).all());
     CHECK((one.array() == three.array()).all());
     CHECK((one.array() == again.array()).all());
+  }
+}
+
+TEST_CASE("NewtonSchulz on one big matrix is bitwise the same with more threads than tiles", "[kernels][newton_schulz]") {
+  const auto sched = linalg::NsSchedule::quintic(5);
+  for (auto [r, c] : {std::pair<Eigen::Index, Eigen::Index>{520, 1100}, {400, 400}}) {
+    CAPTURE(r, c);
+    const Matrix<float> m = gaussian<float>(r, c, std::uint64_t(r * c));
+    Matrix<float> one = m;
+    linalg::NewtonSchulz<float> a;
+    a.run(MatrixMap<float>(one.data(), r, c), sched);
+    for (int threads : {4, 16}) {
+      CAPTURE(threads);
+      Matrix<float> many = m;
+      linalg::NewtonSchulz<float> b;
+      b.set_threads(threads);
+      b.run(MatrixMap<float>(many.data(), r, c), sched);
+      CHECK((one.array() == many.array()).all());
+    }
   }
 }
 

@@ -25,6 +25,7 @@
 #include <sstream>
 #include <string>
 #include <type_traits>
+#include <utility>
 #include <variant>
 #include <vector>
 
@@ -124,6 +125,31 @@ void sqrt_in_place(T* x, std::size_t n) {
   for (; i < n; ++i) x[i] = std::sqrt(x[i]);
 }
 
+// The sweep's loops. GCC vectorizes loops 256 bits wide under -march=native for most AVX-512
+// Intel tunings (prefer-vector-width=256, e.g. sapphirerapids); simdlen(16) asks for full
+// 512-bit vectors, as Eigen's own kernels use. Lanes are independent (no reductions), so the
+// width changes no result.
+#if defined(__AVX512F__)
+#define DUALOPT_SWEEP_SIMD _Pragma("omp simd simdlen(16)")
+#else
+#define DUALOPT_SWEEP_SIMD _Pragma("omp simd")
+#endif
+
+// Asks for the cache lines of p[b, e) ahead of a read-modify-write (no effect on any value).
+template <class T>
+void prefetch_lines(const T* p, std::size_t b, std::size_t e) {
+#if defined(__GNUC__)
+  for (std::size_t i = b; i < e; i += 64 / sizeof(T)) __builtin_prefetch(p + i, 1, 3);
+#else
+  (void)p, (void)b, (void)e;
+#endif
+}
+template <class F, class = void>
+struct has_prefetch : std::false_type {};
+template <class F>
+struct has_prefetch<F, std::void_t<decltype(std::declval<const F&>().prefetch(std::size_t{}, std::size_t{}))>>
+    : std::true_type {};
+
 // Direction of elements [begin, begin + n) through a rule's Kernel (rules/*.hpp), handed to
 // f(i, d) element by element, a block at a time: pre() for the block, its square roots, post().
 // f sees element i once, so the caller fuses its own use of d (the update, or a store).
@@ -138,14 +164,18 @@ void for_each_direction(const K& kernel, const T* g, std::size_t begin, std::siz
   alignas(64) T root[kSweepBlock];
   for (std::size_t b = begin; b < begin + n; b += kSweepBlock) {
     const std::size_t e = std::min(begin + n, b + kSweepBlock);
+    // The update's own arrays (W, the offset buffer) are first touched in the second stage;
+    // asked for now, their lines load while the first stage streams G and the moments, so one
+    // core keeps all of the sweep's streams in flight at once.
+    if constexpr (has_prefetch<F>::value) f.prefetch(b, e);
     if constexpr (K::kSqrt) {
-#pragma omp simd
+      DUALOPT_SWEEP_SIMD
       for (std::size_t i = b; i < e; ++i) root[i - b] = k.pre(i, g[i]);
       sqrt_in_place(root, e - b);
-#pragma omp simd
+      DUALOPT_SWEEP_SIMD
       for (std::size_t i = b; i < e; ++i) f(i, k.post(i, g[i], root[i - b]));
     } else {
-#pragma omp simd
+      DUALOPT_SWEEP_SIMD
       for (std::size_t i = b; i < e; ++i) f(i, k.post(i, g[i], T(0)));
     }
   }
@@ -161,6 +191,10 @@ struct Update {
   T scale, beta, keep;  // lr x rule scale; offset beta; 1 - lr wd
   T* w;
   T* offset;
+  void prefetch(std::size_t b, std::size_t e) const {
+    prefetch_lines(w, b, e);
+    if constexpr (kOffset) prefetch_lines(offset, b, e);
+  }
   void operator()(std::size_t i, T d) const {
     T u = d * scale;
     if constexpr (kOffset) {
@@ -412,7 +446,7 @@ class Group final : public GroupBase<T> {
   void update_from(TensorSlot<T>& s, const T* d, std::size_t begin, std::size_t n, std::int64_t t,
                    double schedule) const {
     with_update(s, t, schedule, [&](const auto& update) {
-#pragma omp simd
+      DUALOPT_SWEEP_SIMD
       for (std::size_t i = 0; i < n; ++i) update(begin + i, d[i]);
     });
   }
@@ -801,12 +835,23 @@ void Optimizer<T>::run(const std::vector<std::size_t>& chosen) {
   const int nt = threads();
   if (workspaces_.size() < std::size_t(nt)) workspaces_.resize(std::size_t(nt));
   const double factor = schedule_(steps_);
-  std::size_t first = 0;
-  // Fewer long units than threads (say one big matrix): one thread per unit would leave the
-  // others idle, so each runs in turn with all threads sharing its Newton-Schulz panels (whose
-  // cut is fixed, so the result is the same as on one thread).
-  const auto long_units = std::size_t(std::count_if(units_.begin(), units_.end(), [](const Unit& u) { return u.cost > 0; }));
-  if (nt > 1 && long_units > 0 && long_units < std::size_t(nt)) {
+  // Chosen by the work: while the biggest remaining long unit would take longer on one thread
+  // than an even share of all remaining long work takes on nt (a few big matrices, or one), one
+  // thread per unit would leave the others idle, so that unit runs alone with all threads sharing
+  // its Newton-Schulz tiles and panels (cut by shape, so the result is the same as on one
+  // thread). The rest is spread one unit per thread, biggest first.
+  std::size_t first = 0, long_units = 0;
+  double remaining = 0;
+  for (const Unit& u : units_) {
+    if (u.cost > 0) {
+      remaining += u.cost;
+      ++long_units;
+    }
+  }
+  std::size_t alone = 0;
+  for (double left = remaining; nt > 1 && alone < long_units && units_[alone].cost * nt > left; ++alone)
+    left -= units_[alone].cost;
+  if (alone > 0) {
     linalg::detail::SingleThreadedEigen pin;
     Workspace<T>& ws = workspaces_[0];
     struct OneThreadAfter {
@@ -814,7 +859,7 @@ void Optimizer<T>::run(const std::vector<std::size_t>& chosen) {
       ~OneThreadAfter() { ws.ns.set_threads(1); }
     } restore{ws};
     ws.ns.set_threads(nt);
-    for (; first < long_units; ++first) run_unit(units_[first], factor, ws);
+    for (; first < alone; ++first) run_unit(units_[first], factor, ws);
   }
   const auto nunits = static_cast<std::int64_t>(units_.size());
 #pragma omp parallel num_threads(nt)

@@ -182,19 +182,35 @@ class Scratch {
   std::vector<T, Eigen::aligned_allocator<T>> buf_;
 };
 
-// Panel and tile sizes are constants, so the cut of every product depends on the shape alone.
-constexpr Eigen::Index kColPanel = 256;  // columns of X per X <- a X + B X panel
-constexpr Eigen::Index kTileEdge = 512;  // symmetric-product tiles: edges r / ceil(r / 512), rounded to 16
-constexpr Eigen::Index kTile = 32;       // mirroring tile (both sides stay in L1)
+// Panel and tile sizes depend on the matrix shape alone (never on the thread count), so the cut
+// of every product - hence its rounding - is the same on one thread or many.
+constexpr Eigen::Index kColPanel = 256;     // widest column panel of X per X <- a X + B X call
+constexpr Eigen::Index kMinColPanel = 48;   // narrowest one
+constexpr Eigen::Index kMinPanels = 48;     // panels a call is cut into when the width allows
+constexpr Eigen::Index kTileEdge = 512;     // symmetric-product tiles: edges at most ~512 ...
+constexpr Eigen::Index kMinTileEdge = 96;   // ... and at least ~96, rounded to 16
+constexpr Eigen::Index kMinTileJobs = 64;   // tiles a product is cut into when the edge allows
+constexpr Eigen::Index kTile = 32;          // mirroring tile (both sides stay in L1)
 
 inline Eigen::Index panel_count(Eigen::Index n, Eigen::Index panel) { return (n + panel - 1) / panel; }
 
+// Columns per X <- a X + B X panel: at most kColPanel, but narrower (down to kMinColPanel) so
+// that one matrix running alone gives 16 threads enough panels (kMinPanels). Multiples of 16.
+inline Eigen::Index col_panel(Eigen::Index c) {
+  const Eigen::Index want = (c / kMinPanels) / 16 * 16;
+  return std::clamp(want, kMinColPanel, kColPanel);
+}
+
 // A symmetric r x r product's lower triangle is cut into an nb x nb grid of tiles: nb (nb - 1) / 2
-// GEMM tiles below the diagonal, then nb triangular ones on it. A few large tiles keep Eigen's
-// packing cheap: at 1024 x 4096 on one thread, X X^T ran at 64 effective GFLOP/s this way, 51
-// in 128-row panels and 34 as a full GEMM. For nb = 2 the one GEMM tile weighs as much as the two
-// triangles, so two threads stay balanced.
-inline Eigen::Index tile_grid(Eigen::Index r) { return std::max<Eigen::Index>(1, panel_count(r, kTileEdge)); }
+// GEMM tiles below the diagonal, then nb triangular ones on it. Large tiles keep Eigen's packing
+// cheap (at 1024 x 4096 on one thread, X X^T ran at 64 effective GFLOP/s in 512-edge tiles, 51
+// in 128-row panels and 34 as a full GEMM), but one matrix running alone needs enough tiles for
+// 16 threads, so the grid is refined towards kMinTileJobs tiles while edges stay >= kMinTileEdge.
+inline Eigen::Index tile_grid(Eigen::Index r) {
+  Eigen::Index nb = std::max<Eigen::Index>(1, panel_count(r, kTileEdge));
+  while (nb * (nb + 1) / 2 < kMinTileJobs && r / (nb + 1) >= kMinTileEdge) ++nb;
+  return nb;
+}
 inline Eigen::Index tile_jobs(Eigen::Index r) {
   const Eigen::Index nb = tile_grid(r);
   return nb * (nb + 1) / 2;
@@ -320,11 +336,11 @@ class NewtonSchulz {
   // panel j of X, so each panel is updated in place from a per-thread temporary.
   template <class XMap, class B>
   void apply_left(XMap& x, const B& b, T alpha) {
-    const Index r = x.rows(), c = x.cols(), n = detail::panel_count(c, detail::kColPanel);
+    const Index r = x.rows(), c = x.cols(), width = detail::col_panel(c), n = detail::panel_count(c, width);
     if (panel_.size() < std::size_t(threads_)) panel_.resize(std::size_t(threads_));
-    for (auto& s : panel_) s.get(r, std::min(c, detail::kColPanel));  // grow outside the parallel loop
+    for (auto& s : panel_) s.get(r, std::min(c, width));  // grow outside the parallel loop
     parallel_panels(n, [&](Index k, int thread) {
-      const Index j0 = k * detail::kColPanel, w = std::min(detail::kColPanel, c - j0);
+      const Index j0 = k * width, w = std::min(width, c - j0);
       // The temporary has X's storage order, so that copying it back is a contiguous copy
       // (a column-major one cost 5% of the iteration at 1024 x 4096, in a strided scalar loop).
       using Panel = Eigen::Matrix<T, Eigen::Dynamic, Eigen::Dynamic, XMap::IsRowMajor ? Eigen::RowMajor : Eigen::ColMajor>;
