@@ -10,6 +10,7 @@
 #include <sstream>
 #include <stdexcept>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "curve.hpp"
@@ -23,6 +24,7 @@ struct PlotOptions {
   bool log_y = false;
   std::vector<double> x_markers;  // dotted vertical lines, e.g. epoch boundaries
   std::string marker_label;       // named once, at the first marker
+  std::vector<std::pair<double, std::string>> y_lines;  // labelled horizontal reference lines
   int width = 900;
   int height = 540;
 };
@@ -221,6 +223,14 @@ inline std::string render_svg(const std::vector<Curve>& curves, const PlotOption
         << escape_xml(opt.marker_label) << "</text>\n";
       labelled = true;
     }
+  }
+
+  for (const auto& [v, label] : opt.y_lines) {
+    if (!plottable(v) || ty(opt.log_y ? std::log10(v) : v) < top || ty(opt.log_y ? std::log10(v) : v) > top + ph) continue;
+    const double y = ty(opt.log_y ? std::log10(v) : v);
+    s << "<line x1=\"" << left << "\" y1=\"" << y << "\" x2=\"" << left + pw << "\" y2=\"" << y
+      << "\" stroke=\"#888\" stroke-width=\"1\" stroke-dasharray=\"6,4\"/>\n<text x=\"" << left + 6 << "\" y=\""
+      << y - 5 << "\" fill=\"#666\">" << escape_xml(label) << "</text>\n";
   }
 
   // Curves, clipped to the frame; non-plottable points split a curve into separate polylines.

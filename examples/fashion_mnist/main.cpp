@@ -38,9 +38,10 @@ namespace {
 
 using namespace examples;
 
-// The quick default fits the README's main command (under 5 minutes with the build on 2
-// cores); --full is the budget of the README's results.
-constexpr std::size_t kQuickSteps = 1000, kFullSteps = 2000, kFullSeeds = 3;
+// The default fits the README's main command (under 5 minutes with the build on 2 cores);
+// --full, the README's results, adds seeds. Fewer steps would cost AdamW the 88.3% baseline
+// (1500 steps: 88.38 ± 0.14% over 2 seeds).
+constexpr std::size_t kQuickSteps = 2000, kFullSteps = 2000, kFullSeeds = 3;
 
 struct Options {
   std::size_t steps = kQuickSteps;
@@ -69,8 +70,8 @@ const char* const kUsage = R"(usage: fashion_mnist [options]
 Trains a 784-H-H-10 MLP on Fashion-MNIST with each optimizer from the same seed, init and
 batch order, then prints a table and writes loss curves (CSV + SVG) to --out.
 
-  --full              the README's results: 2000 steps (4.3 epochs) and 3 seeds
-  --steps N           optimizer steps per run (default 1000; --full: 2000)
+  --full              the README's results: 3 seeds
+  --steps N           optimizer steps per run (default 2000, 4.3 epochs at batch 128)
   --seeds N           runs per optimizer with seeds S, S+1, ... (default 1; --full: 3);
                       tables show mean ± sample standard deviation
   --jobs J            runs trained at once, one thread each (default 1)
@@ -499,6 +500,7 @@ int main(int argc, char** argv) {
     write_svg(out("loss_curves.svg"), smoothed, p);
     p.title = "Fashion-MNIST MLP: test accuracy" + seeds_text;
     p.y_label = "test accuracy (%)";
+    p.y_lines = {{88.3, "published MLP baseline, 88.3%"}};
     p.log_y = false;
     write_svg(out("test_accuracy.svg"), accuracies, p);
     std::cout << "\nwrote loss_curves.{csv,svg}, test_accuracy.{csv,svg}, results.csv, runs.csv"
