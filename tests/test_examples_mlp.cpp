@@ -200,6 +200,14 @@ TEST_CASE("Fashion-MNIST loader standardizes with training statistics", "[exampl
   CHECK(sum / 20 == Approx(0.0).margin(1e-6));
   CHECK(sq / 20 == Approx(1.0).epsilon(1e-5));
   CHECK(d.test.y == std::vector<std::uint8_t>{0, 1, 2});
+  // The test split gets the training split's transform, not its own: pixel j of the test
+  // images was 5 + 10 j, the training pixels 0, 10, ..., 190 (mean 95, variance 3325).
+  REQUIRE(d.test.x.size() == 12);
+  const double train_mean = 95.0, train_sd = std::sqrt(3325.0);
+  for (std::size_t j = 0; j < d.test.x.size(); ++j) {
+    INFO("test pixel " << j);
+    CHECK(d.test.x[j] == Approx((5.0 + 10.0 * j - train_mean) / train_sd).epsilon(1e-6));
+  }
 
   const auto sub = examples::load_fashion_mnist(dir.path.string(), /*subset=*/2);
   CHECK(sub.train.count == 2);

@@ -12,12 +12,13 @@ namespace examples {
 struct Curve {
   std::string name;
   std::vector<std::pair<double, double>> points;  // (step, value)
+  std::string style;  // the optimizer's key ("adamw", "muon", ...): one look in every plot
 };
 
 // Trailing moving average over `window` points, so noisy per-step losses stay readable
 // in a plot while the first points are still shown (averaged over what exists so far).
 inline Curve moving_average(const Curve& in, std::size_t window) {
-  Curve out{in.name, {}};
+  Curve out{in.name, {}, in.style};
   out.points.reserve(in.points.size());
   double sum = 0.0;
   for (std::size_t i = 0; i < in.points.size(); ++i) {

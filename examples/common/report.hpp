@@ -11,6 +11,7 @@
 #include <cstdio>
 #include <fstream>
 #include <iostream>
+#include <mutex>
 #include <ostream>
 #include <stdexcept>
 #include <string>
@@ -34,49 +35,72 @@ inline std::string fmt_g(double v, int significant = 3) {
   return buf;
 }
 
-// One status line per run on stderr. On a terminal it redraws in place; when stderr is a
-// file or pipe (CI logs) it prints a fresh line at most every `log_interval` seconds instead.
+// One status line per run on stderr: smoothed loss, speed and time left. Alone on a terminal
+// it redraws in place; otherwise (a log file, or several runs printing at once) it prints a
+// fresh line every `log_interval` seconds, under one lock so lines never interleave.
 class ProgressLine {
  public:
   using Clock = std::chrono::steady_clock;
 
-  ProgressLine(std::string label, std::size_t total_steps, double log_interval = 5.0)
+  ProgressLine(std::string label, std::size_t total_steps, bool shared_console = false,
+               double log_interval = 5.0)
       : label_(std::move(label)),
         total_(total_steps),
-        interval_(isatty(STDERR_FILENO) ? 0.25 : log_interval),
-        tty_(isatty(STDERR_FILENO) != 0),
+        tty_(isatty(STDERR_FILENO) != 0 && !shared_console),
+        interval_(tty_ ? 0.25 : log_interval),
         start_(Clock::now()),
         last_print_(start_) {}
 
   // Call once per step; prints only when the interval has passed or on the last step.
   void update(std::size_t step, double loss) {
+    // Exponential moving average with bias correction: readable from the first step on.
+    ema_ = kBeta * ema_ + (1 - kBeta) * loss;
+    weight_ = kBeta * weight_ + (1 - kBeta);
     const auto now = Clock::now();
     if (step < total_ && seconds(last_print_, now) < interval_) return;
     last_print_ = now;
-    print(step, loss, now);
+    print(step, now);
   }
 
   // Ends the line (on a terminal) so the next output starts cleanly.
-  void finish(std::size_t step, double loss) {
-    if (step != last_step_) print(step, loss, Clock::now());
+  void finish(std::size_t step) {
+    if (step != last_step_) print(step, Clock::now());
     if (tty_) std::cerr << '\n';
     std::cerr.flush();
   }
 
   double elapsed_seconds() const { return seconds(start_, Clock::now()); }
 
+  // The console lock shared by every progress line and by callers' own status output.
+  static std::mutex& console_mutex() {
+    static std::mutex m;
+    return m;
+  }
+
  private:
+  static constexpr double kBeta = 0.98;  // about the last 50 steps
+
   static double seconds(Clock::time_point a, Clock::time_point b) {
     return std::chrono::duration<double>(b - a).count();
   }
 
-  void print(std::size_t step, double loss, Clock::time_point now) {
+  static std::string minutes_seconds(double s) {
+    const long t = std::lround(std::max(0.0, s));
+    char buf[32];
+    std::snprintf(buf, sizeof buf, "%ld:%02ld", t / 60, t % 60);
+    return buf;
+  }
+
+  void print(std::size_t step, Clock::time_point now) {
     last_step_ = step;
     const double t = seconds(start_, now);
     const double rate = t > 0 ? static_cast<double>(step) / t : 0.0;
+    const double left = rate > 0 ? static_cast<double>(total_ - std::min(step, total_)) / rate : 0.0;
     std::string line = label_ + "  step " + std::to_string(step) + "/" + std::to_string(total_) +
-                       "  loss " + fmt(loss, 4) + "  " + fmt(rate, 1) + " steps/s  " +
-                       fmt(t, 1) + " s";
+                       "  loss(avg) " + fmt(weight_ > 0 ? ema_ / weight_ : 0.0, 4) + "  " +
+                       fmt(rate, 1) + " steps/s  " + minutes_seconds(t) +
+                       (step < total_ ? "  ETA " + minutes_seconds(left) : std::string("  done"));
+    const std::lock_guard<std::mutex> lock(console_mutex());
     if (tty_) {
       // Pad to overwrite leftovers of a longer previous line.
       if (line.size() < width_) line.append(width_ - line.size(), ' ');
@@ -89,9 +113,10 @@ class ProgressLine {
 
   std::string label_;
   std::size_t total_;
-  double interval_;
   bool tty_;
+  double interval_;
   Clock::time_point start_, last_print_;
+  double ema_ = 0.0, weight_ = 0.0;
   std::size_t width_ = 0;
   std::size_t last_step_ = static_cast<std::size_t>(-1);
 };

@@ -10,6 +10,7 @@
 #include <sstream>
 #include <stdexcept>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "curve.hpp"
@@ -21,6 +22,9 @@ struct PlotOptions {
   std::string x_label = "step";
   std::string y_label = "value";
   bool log_y = false;
+  std::vector<double> x_markers;  // dotted vertical lines, e.g. epoch boundaries
+  std::string marker_label;       // named once, at the first marker
+  std::vector<std::pair<double, std::string>> y_lines;  // labelled horizontal reference lines
   int width = 900;
   int height = 540;
 };
@@ -115,11 +119,30 @@ inline Axis log_axis(double lo, double hi) {  // lo, hi are positive data values
 
 }  // namespace svg_detail
 
+// One colour and dash pattern per optimizer in every figure. Okabe-Ito colours (safe for
+// colour-blind readers) and a distinct dash pattern each, so lines stay apart in greyscale
+// and where two curves overlap.
+struct LineStyle {
+  const char* color;
+  const char* dash;  // SVG stroke-dasharray, "" = solid
+};
+
+inline LineStyle line_style(const std::string& key, std::size_t index) {
+  if (key == "adamw") return {"#0072B2", ""};
+  if (key == "laprop") return {"#E69F00", "9,5"};
+  if (key == "muon") return {"#D55E00", "12,3,2,3"};
+  if (key == "mango") return {"#009E73", "4,3"};
+  if (key == "soap_muon") return {"#000000", "1.5,3"};
+  static const LineStyle others[] = {{"#CC79A7", ""}, {"#56B4E9", "9,5"}, {"#999999", "4,3"}};
+  return others[index % 3];
+}
+
+inline std::string dash_attr(const LineStyle& st) {
+  return *st.dash ? std::string(" stroke-dasharray=\"") + st.dash + "\"" : std::string();
+}
+
 inline std::string render_svg(const std::vector<Curve>& curves, const PlotOptions& opt) {
   using namespace svg_detail;
-  // Tableau-10 hues: distinguishable and still readable in greyscale print.
-  static const char* const palette[] = {"#4e79a7", "#f28e2b", "#e15759", "#76b7b2", "#59a14f",
-                                        "#edc948", "#b07aa1", "#ff9da7", "#9c755f", "#bab0ac"};
   const auto plottable = [&](double y) { return std::isfinite(y) && (!opt.log_y || y > 0.0); };
 
   double xmin = std::numeric_limits<double>::infinity(), xmax = -xmin;
@@ -145,7 +168,7 @@ inline std::string render_svg(const std::vector<Curve>& curves, const PlotOption
   // The legend sits right of the frame so it can never hide data.
   std::size_t longest = 0;
   for (const auto& c : curves) longest = std::max(longest, c.name.size());
-  const double legend_w = curves.empty() ? 0.0 : 40.0 + 7.0 * static_cast<double>(longest);
+  const double legend_w = curves.empty() ? 0.0 : 48.0 + 6.8 * static_cast<double>(longest);
   const double left = 70, top = opt.title.empty() ? 20 : 44, bottom = 56;
   const double right = 20 + legend_w;
   const double pw = std::max(50.0, opt.width - left - right);
@@ -189,19 +212,41 @@ inline std::string render_svg(const std::vector<Curve>& curves, const PlotOption
     << ") rotate(-90)\" text-anchor=\"middle\">" << escape_xml(opt.y_label)
     << (opt.log_y ? " (log scale)" : "") << "</text>\n</g>\n";
 
+  // Markers under the curves; the label sits inside the frame's top edge.
+  bool labelled = false;
+  for (double m : opt.x_markers) {
+    if (!(m > ax.lo && m < ax.hi)) continue;
+    s << "<line x1=\"" << px(m) << "\" y1=\"" << top << "\" x2=\"" << px(m) << "\" y2=\"" << top + ph
+      << "\" stroke=\"#888\" stroke-width=\"1\" stroke-dasharray=\"2,3\"/>\n";
+    if (!labelled && !opt.marker_label.empty()) {
+      s << "<text x=\"" << px(m) + 4 << "\" y=\"" << top + 14 << "\" fill=\"#666\">"
+        << escape_xml(opt.marker_label) << "</text>\n";
+      labelled = true;
+    }
+  }
+
+  for (const auto& [v, label] : opt.y_lines) {
+    if (!plottable(v) || ty(opt.log_y ? std::log10(v) : v) < top || ty(opt.log_y ? std::log10(v) : v) > top + ph) continue;
+    const double y = ty(opt.log_y ? std::log10(v) : v);
+    s << "<line x1=\"" << left << "\" y1=\"" << y << "\" x2=\"" << left + pw << "\" y2=\"" << y
+      << "\" stroke=\"#888\" stroke-width=\"1\" stroke-dasharray=\"6,4\"/>\n<text x=\"" << left + 6 << "\" y=\""
+      << y - 5 << "\" fill=\"#666\">" << escape_xml(label) << "</text>\n";
+  }
+
   // Curves, clipped to the frame; non-plottable points split a curve into separate polylines.
   s << "<clipPath id=\"frame\"><rect x=\"" << left << "\" y=\"" << top << "\" width=\"" << pw
     << "\" height=\"" << ph << "\"/></clipPath>\n<g clip-path=\"url(#frame)\" fill=\"none\" "
-    << "stroke-width=\"1.6\" stroke-linejoin=\"round\">\n";
+    << "stroke-width=\"2\" stroke-linejoin=\"round\" stroke-linecap=\"round\">\n";
   for (std::size_t ci = 0; ci < curves.size(); ++ci) {
-    const char* color = palette[ci % (sizeof palette / sizeof *palette)];
+    const LineStyle st = line_style(curves[ci].style, ci);
     std::ostringstream seg;
     seg.setf(std::ios::fixed);
     seg.precision(1);
     std::size_t n = 0;
     const auto flush = [&] {
       if (n > 0)
-        s << "<polyline stroke=\"" << color << "\" points=\"" << seg.str() << "\"/>\n";
+        s << "<polyline stroke=\"" << st.color << "\"" << dash_attr(st) << " points=\"" << seg.str()
+          << "\"/>\n";
       seg.str("");
       n = 0;
     };
@@ -221,9 +266,10 @@ inline std::string render_svg(const std::vector<Curve>& curves, const PlotOption
   for (std::size_t ci = 0; ci < curves.size(); ++ci) {
     const double y = top + 10 + 20.0 * static_cast<double>(ci);
     const double x = left + pw + 14;
-    s << "<line x1=\"" << x << "\" y1=\"" << y << "\" x2=\"" << x + 22 << "\" y2=\"" << y
-      << "\" stroke=\"" << palette[ci % (sizeof palette / sizeof *palette)]
-      << "\" stroke-width=\"3\"/>\n<text x=\"" << x + 28 << "\" y=\"" << y + 4 << "\">"
+    const LineStyle st = line_style(curves[ci].style, ci);
+    s << "<line x1=\"" << x << "\" y1=\"" << y << "\" x2=\"" << x + 30 << "\" y2=\"" << y
+      << "\" stroke=\"" << st.color << "\"" << dash_attr(st)
+      << " stroke-width=\"2.5\" stroke-linecap=\"round\"/>\n<text x=\"" << x + 36 << "\" y=\"" << y + 4 << "\">"
       << escape_xml(curves[ci].name) << "</text>\n";
   }
   s << "</svg>\n";
