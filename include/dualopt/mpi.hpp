@@ -57,18 +57,23 @@ inline std::uint64_t fnv1a(const std::string& s, std::uint64_t h = 1469598103934
   for (unsigned char c : s) h = (h ^ c) * 1099511628211ull;
   return h;
 }
+inline std::string bits(double v) {
+  std::uint64_t u = 0;
+  std::memcpy(&u, &v, sizeof u);
+  return std::to_string(u);
+}
 // The bits of every hyperparameter, the schedule and the policy, as text.
 template <class T>
 std::string settings_text(Optimizer<T>& o) {
   std::string s = std::to_string(sizeof(T)) + o.kind() + ";" + std::to_string(int(o.nonfinite()));
   const Schedule& sc = o.schedule();
   s += ";" + std::to_string(int(sc.kind())) + "," + std::to_string(sc.warmup()) + "," + std::to_string(sc.total()) +
-       "," + std::to_string(sc.cooldown()) + "," + std::to_string(sc.final_factor());
+       "," + std::to_string(sc.cooldown()) + "," + bits(sc.final_factor());
   for (std::size_t g = 0; g < o.group_count(); ++g) {
     s += std::string(";") + o.group(g).rule_name();
     o.group(g).for_each_hyperparameter([&](const char* name, HyperparameterRef r) {
       s += std::string(",") + name + "=";
-      std::visit([&](auto* p) { s += std::to_string(*p); }, r);
+      std::visit([&](auto* p) { s += bits(double(*p)); }, r);
     });
   }
   return s;
@@ -184,12 +189,16 @@ class Sharded {
       const std::size_t n = r.shape.numel(), m = o.shape.numel();
       for (const T* mine : {r.param, r.grad})
         for (const T* theirs : {o.param, o.grad})
-          if (mine < theirs + m && theirs < mine + n)
+          if (overlaps(mine, n, theirs, m))
             throw tensor_error(r.name, "buffer overlaps the buffers of tensor '" + o.name + "'");
     }
     records_.push_back(std::move(r));
   }
 
+  static bool overlaps(const T* a, std::size_t na, const T* b, std::size_t nb) {
+    const auto a0 = reinterpret_cast<std::uintptr_t>(a), b0 = reinterpret_cast<std::uintptr_t>(b);
+    return a0 < b0 + nb * sizeof(T) && b0 < a0 + na * sizeof(T);
+  }
   void check_agreement();
   void register_pieces(Local& o);
   void step_where(const std::function<bool(const std::string&)>* which);

@@ -4,6 +4,7 @@
 #include <dualopt/instances.hpp>
 #include <dualopt/mpi.hpp>
 
+#include <cmath>
 #include <cstdint>
 #include <cstdio>
 #include <cstring>
@@ -223,7 +224,7 @@ void test_mismatch(MPI_Comm comm) {
   for (int variant = 0; variant < 3; ++variant) {
     Net net;
     dualopt::mpi::Sharded<dualopt::Mango<T>> sh(comm);
-    if (variant == 1 && r == n - 1) sh.settings().config().lr *= 2;
+    if (variant == 1 && r == n - 1) sh.settings().config().lr = std::nextafter(sh.settings().config().lr, 1.0);  // one ulp
     for (std::size_t i = 0; i < net.t.size(); ++i) {
       auto& x = net.t[i];
       if (variant == 2 && r == n - 1 && i == net.t.size() - 1) break;  // one tensor fewer

@@ -10,7 +10,8 @@
 //  - a rule that needs the whole tensor (SOAP): the tensor.
 // Units that run Newton-Schulz or a whole-tensor rule ("heavy") go whole to ranks, biggest
 // first to the least loaded rank (flops); the others ("light") are laid end to end over all
-// tensors and cut into N contiguous runs of about equal bytes.
+// tensors and cut into N contiguous runs, so that with its heavy units every rank holds about
+// the same bytes.
 #include "../norms/norm.hpp"
 #include "../optimizer.hpp"
 #include "../tensor.hpp"
@@ -117,6 +118,28 @@ inline std::vector<Piece> plan(const std::vector<TensorInfo>& tensors, int ranks
     owner[h.tensor][h.unit] = int(r);
   }
 
+  // Light elements per rank fill up to a common level over the heavy elements each rank already
+  // holds, so every rank ends with about the same state bytes (the rules' state is per element).
+  std::vector<double> heavy_elems(n, 0.0);
+  for (std::size_t i = 0; i < tensors.size(); ++i)
+    for (int r : owner[i]) heavy_elems[std::size_t(r)] += double(units[i].size);
+  auto filled = [&](double level) {
+    double sum = 0;
+    for (double h : heavy_elems) sum += std::max(0.0, level - h);
+    return sum;
+  };
+  double lo = 0, hi = double(light_total) + *std::max_element(heavy_elems.begin(), heavy_elems.end());
+  for (int it = 0; it < 200; ++it) {
+    const double mid = 0.5 * (lo + hi);
+    (filled(mid) < double(light_total) ? lo : hi) = mid;
+  }
+  std::vector<std::int64_t> bound(n + 1, light_total);  // rank r's light share is [bound[r], bound[r + 1])
+  double at = 0;
+  for (std::size_t r = 0; r < n; ++r) {
+    bound[r] = std::min(light_total, std::int64_t(std::llround(at)));
+    at += std::max(0.0, hi - heavy_elems[r]);
+  }
+
   std::vector<Piece> pieces;
   auto emit = [&](std::size_t i, std::size_t first, std::size_t k, int rank) {
     if (k == 0) return;
@@ -141,12 +164,12 @@ inline std::vector<Piece> plan(const std::vector<TensorInfo>& tensors, int ranks
       }
       continue;
     }
-    // Unit k goes to the rank whose share [r L / N, (r + 1) L / N) holds its middle element:
-    // k >= first(r) <=> (2 start + (2k + 1) u) N >= 2 r L.
+    // Unit k goes to the rank whose share holds its middle element:
+    // k >= first(r) <=> 2 start + (2k + 1) u >= 2 bound[r].
     const auto u = std::int64_t(units[i].size);
     auto first = [&](std::int64_t r) {
-      const std::int64_t num = 2 * r * light_total - (2 * start + u) * N;
-      const std::int64_t den = 2 * u * N;
+      const std::int64_t num = 2 * bound[std::size_t(r)] - (2 * start + u);
+      const std::int64_t den = 2 * u;
       const std::int64_t k = num <= 0 ? 0 : (num + den - 1) / den;
       return std::size_t(std::min<std::int64_t>(k, std::int64_t(count)));
     };
