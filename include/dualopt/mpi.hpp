@@ -102,9 +102,9 @@ class Sharded {
   void add_adamw(A&&... a) {
     enroll([&](Local& o) { o.add_adamw(std::forward<A>(a)...); });
   }
-  void add_to_group(std::size_t g, const std::string& name, T* param, T* grad, const Shape& shape,
-                    norms::Norm norm = norms::null()) {
-    enroll([&](Local& o) { o.add_to_group(g, name, param, grad, shape, std::move(norm)); });
+  template <class... A>
+  void add_to_group(A&&... a) {
+    enroll([&](Local& o) { o.add_to_group(std::forward<A>(a)...); });
   }
 
   // The configs, schedule, non-finite policy and threads, set as on the plain optimizer
