@@ -1,0 +1,342 @@
+#pragma once
+// Data-parallel training over MPI with sharded optimizer state (ZeRO stage 1): the only dualopt
+// header that includes <mpi.h>.
+//
+//   dualopt::mpi::Sharded<dualopt::Mango<float>> opt(MPI_COMM_WORLD, config);
+//   opt.add(...);             // on every rank: the same calls, in the same order, as the plain optimizer
+//   opt.step();               // collective: gradients averaged, each rank updates its part, parameters shared
+//
+// Each rank updates only the pieces it owns (mpi/layout.hpp), in a private optimizer of the same
+// type and config that holds the state of those pieces alone. A step:
+//  1. all-to-all of gradient pieces to their owners; each owner sums the N copies in rank order
+//     and divides by N (MPI's own reductions do not fix their order): the result is bitwise that of
+//     one process given the rank-ordered mean, at any N;
+//  2. the non-finite check of the summed gradients, agreed by an all-reduce of per-tensor flags,
+//     so every rank applies the policy identically before anything is written;
+//  3. the owned pieces' step;
+//  4. all-gather of the owned parameters, so every rank ends with the same parameters.
+// The first step (or save/load) checks collectively that every rank registered the same setup.
+#include "dualopt.hpp"
+#include "mpi/layout.hpp"
+
+#include <mpi.h>
+
+#include <algorithm>
+#include <cstdint>
+#include <cstring>
+#include <functional>
+#include <limits>
+#include <memory>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+namespace dualopt::mpi {
+
+template <class T>
+MPI_Datatype datatype() {
+  return std::is_same_v<T, float> ? MPI_FLOAT : MPI_DOUBLE;
+}
+
+namespace detail {
+// Counters and removal a wrapper needs from an optimizer (protected members of Optimizer).
+template <class Opt>
+struct Local final : Opt {
+  using Opt::Opt;
+  void drop_last() {
+    auto& s = this->mutable_tensors();
+    this->group(s.back().group).remove_last_state();
+    s.pop_back();
+  }
+  void set_counts(std::int64_t steps, const std::vector<std::int64_t>& t) {
+    this->set_step_count(steps);
+    for (std::size_t i = 0; i < t.size(); ++i) this->mutable_tensors()[i].t = t[i];
+  }
+};
+
+// Copies every hyperparameter and the schedule of `from` into `to` (same optimizer type).
+template <class T>
+void copy_settings(Optimizer<T>& from, Optimizer<T>& to) {
+  for (std::size_t g = 0; g < from.group_count(); ++g) {
+    std::vector<HyperparameterRef> dst;
+    to.group(g).for_each_hyperparameter([&](const char*, HyperparameterRef r) { dst.push_back(r); });
+    std::size_t k = 0;
+    from.group(g).for_each_hyperparameter([&](const char*, HyperparameterRef r) {
+      std::visit([&](auto* src) { *std::get<decltype(src)>(dst[k]) = *src; }, r);
+      ++k;
+    });
+  }
+  to.set_schedule(from.schedule());
+}
+}  // namespace detail
+
+template <class Opt>
+class Sharded {
+ public:
+  using T = typename Opt::Scalar;
+  using Local = detail::Local<Opt>;
+
+  // `args` are the plain optimizer's constructor arguments (configs). The communicator is
+  // duplicated, so these collectives never match the trainer's own messages.
+  template <class... A>
+  explicit Sharded(MPI_Comm comm, const A&... args)
+      : make_([args...] { return std::make_unique<Local>(args...); }), settings_(make_()), inner_(make_()) {
+    MPI_Comm_dup(comm, &comm_);
+    MPI_Comm_rank(comm_, &rank_);
+    MPI_Comm_size(comm_, &size_);
+  }
+  Sharded(const Sharded&) = delete;
+  Sharded& operator=(const Sharded&) = delete;
+  ~Sharded() {
+    int finalized = 0;
+    MPI_Finalized(&finalized);
+    if (!finalized) MPI_Comm_free(&comm_);
+  }
+
+  // Registration: the plain optimizer's own overloads, forwarded (checked there on the whole tensor).
+  template <class... A>
+  void add(A&&... a) {
+    enroll([&](Local& o) { o.add(std::forward<A>(a)...); });
+  }
+  template <class... A>
+  void add_adamw(A&&... a) {
+    enroll([&](Local& o) { o.add_adamw(std::forward<A>(a)...); });
+  }
+  template <class... A>
+  void add_to_group(A&&... a) {
+    enroll([&](Local& o) { o.add_to_group(std::forward<A>(a)...); });
+  }
+
+  // The configs, schedule, non-finite policy and threads, set as on the plain optimizer
+  // (settings().config().lr = ...); they must agree on every rank. It holds no tensors.
+  Opt& settings() { return *settings_; }
+  // The gradients each rank passes are already the mean over ranks (the trainer reduced them).
+  void set_gradients_averaged(bool yes) { averaged_ = yes; }
+
+  void step() { step_where(nullptr); }
+  void step(const std::function<bool(const std::string&)>& which) { step_where(&which); }
+
+  std::int64_t step_count() const { return inner_->step_count(); }
+  const std::vector<std::string>& skipped_tensors() const { return skipped_; }
+  // This rank's share of the optimizer state, and the owned pieces (after the first step).
+  std::size_t state_bytes() { return inner_->state_bytes(); }
+  const std::vector<Piece>& pieces() const { return pieces_; }
+  Opt& local() { return *inner_; }
+  MPI_Comm communicator() const { return comm_; }
+  int rank() const { return rank_; }
+  int size() const { return size_; }
+  // Buffers of the exchange (gradients in, parameters out), reused every step.
+  std::size_t exchange_bytes() const { return (send_.capacity() + recv_.capacity() + sum_.capacity()) * sizeof(T); }
+
+  // Checkpoints (mpi/checkpoint.hpp): one file in the plain format, written by rank 0 and
+  // readable at any world size and by a plain optimizer; or one file per rank (same N only).
+  void save(const std::string& path);
+  void load(const std::string& path);
+  void save_shards(const std::string& prefix);
+  void load_shards(const std::string& prefix);
+
+  // Collective: the plan and this rank's private optimizer; called by the first step, save or load.
+  void prepare();
+
+ private:
+  struct Record {
+    std::string name;
+    T* param;
+    T* grad;
+    Shape shape;
+    norms::Norm norm;
+    std::size_t group;
+    bool elementwise;
+  };
+  struct Copy {  // len values between a trainer buffer and an exchange buffer position
+    T* at;
+    std::size_t len, pos;
+  };
+
+  template <class F>
+  void enroll(F&& f) {
+    if (ready_) throw Error("dualopt: register every tensor before the first step of a sharded optimizer");
+    f(*settings_);  // every check of the plain optimizer, on the whole tensor
+    const TensorSlot<T>& s = settings_->tensors().back();
+    Record r{s.name, s.param, s.grad, s.shape, s.norm, s.group, settings_->group(s.group).elementwise()};
+    settings_->drop_last();  // its state would be the whole tensor's
+    for (const auto& o : records_) {
+      if (o.name == r.name) throw tensor_error(r.name, "already registered (names key checkpoints, so they must be unique)");
+      const std::size_t n = r.shape.numel(), m = o.shape.numel();
+      for (const T* mine : {r.param, r.grad})
+        for (const T* theirs : {o.param, o.grad})
+          if (overlaps(mine, n, theirs, m))
+            throw tensor_error(r.name, "buffer overlaps the buffers of tensor '" + o.name + "'");
+    }
+    records_.push_back(std::move(r));
+  }
+
+  static bool overlaps(const T* a, std::size_t na, const T* b, std::size_t nb) {
+    const auto a0 = reinterpret_cast<std::uintptr_t>(a), b0 = reinterpret_cast<std::uintptr_t>(b);
+    return a0 < b0 + nb * sizeof(T) && b0 < a0 + na * sizeof(T);
+  }
+  void check_agreement();
+  void register_pieces(Local& o);
+  void step_where(const std::function<bool(const std::string&)>* which);
+  [[noreturn]] void fail_everywhere(const std::string& message) { throw Error(message); }
+  // Same outcome on every rank: throws, everywhere, the message of the lowest rank that failed.
+  void agree(bool ok, std::string message);
+
+  std::function<std::unique_ptr<Local>()> make_;
+  std::unique_ptr<Local> settings_, inner_;
+  MPI_Comm comm_ = MPI_COMM_NULL;
+  int rank_ = 0, size_ = 1;
+  bool ready_ = false, averaged_ = false;
+  std::vector<Record> records_;
+  std::vector<Piece> pieces_;       // all ranks' pieces, by (tensor, begin)
+  std::vector<std::size_t> mine_;   // indices into pieces_ of this rank's, in inner_'s order
+  std::vector<std::size_t> mine_pos_;  // each one's position in sum_
+  std::vector<int> counts_, displs_;   // elements owned per rank, and where they start in send_
+  std::vector<int> rcounts_, rdispls_;  // this rank's share from each rank, in recv_
+  std::vector<Copy> pack_grad_, unpack_param_;  // all pieces: trainer gradient -> send_; send_ -> trainer parameter
+  std::unordered_map<std::string, std::size_t> piece_tensor_;  // inner name -> tensor
+  std::vector<T> send_, recv_, sum_;
+  std::vector<int> flags_;
+  std::vector<char> chosen_;
+  std::vector<std::string> skipped_;
+};
+
+template <class Opt>
+void Sharded<Opt>::register_pieces(Local& o) {
+  detail::copy_settings<T>(*settings_, o);
+  for (std::size_t k = 0; k < mine_.size(); ++k) {
+    const Piece& p = pieces_[mine_[k]];
+    const Record& r = records_[p.tensor];
+    const std::string name = p.whole ? r.name : r.name + "#" + std::to_string(p.begin);
+    o.add_to_group(r.group, name, r.param + p.begin, sum_.data() + mine_pos_[k], p.shape, p.norm);
+  }
+}
+
+template <class Opt>
+void Sharded<Opt>::prepare() {
+  if (ready_) return;
+  check_agreement();
+  std::vector<TensorInfo> infos;
+  for (const auto& r : records_) infos.push_back({r.name, r.shape, r.norm, r.elementwise});
+  pieces_ = plan(infos, size_);
+  std::vector<std::size_t> owned(std::size_t(size_), 0);
+  for (const auto& p : pieces_) owned[std::size_t(p.rank)] += p.len;
+  std::size_t total = 0;
+  for (std::size_t n : owned) total += n;
+  // Decided from the plan alone, so every rank refuses alike.
+  const std::size_t most = *std::max_element(owned.begin(), owned.end());
+  if (total > std::size_t(std::numeric_limits<int>::max()) ||
+      most * std::size_t(size_) > std::size_t(std::numeric_limits<int>::max()))
+    fail_everywhere("dualopt: a sharded step exchanges more than 2^31 - 1 values (MPI's int counts)");
+  counts_.assign(owned.begin(), owned.end());
+  displs_.assign(std::size_t(size_), 0);
+  for (int r = 1; r < size_; ++r) displs_[std::size_t(r)] = displs_[std::size_t(r - 1)] + counts_[std::size_t(r - 1)];
+  std::vector<std::size_t> fill(std::size_t(size_), 0);
+  for (std::size_t i = 0; i < pieces_.size(); ++i) {
+    const Piece& p = pieces_[i];
+    const Record& r = records_[p.tensor];
+    const auto o = std::size_t(p.rank);
+    const std::size_t pos = std::size_t(displs_[o]) + fill[o];
+    pack_grad_.push_back({r.grad + p.begin, p.len, pos});
+    if (p.rank == rank_) {
+      mine_.push_back(i);
+      mine_pos_.push_back(fill[o]);
+      piece_tensor_[p.whole ? r.name : r.name + "#" + std::to_string(p.begin)] = p.tensor;
+    } else {
+      unpack_param_.push_back({r.param + p.begin, p.len, pos});
+    }
+    fill[o] += p.len;
+  }
+  const std::size_t own = owned[std::size_t(rank_)];
+  send_.assign(total, T(0));
+  recv_.assign(own * std::size_t(size_), T(0));
+  sum_.assign(own, T(0));
+  rcounts_.assign(std::size_t(size_), int(own));
+  rdispls_.assign(std::size_t(size_), 0);
+  for (int r = 0; r < size_; ++r) rdispls_[std::size_t(r)] = int(std::size_t(r) * own);
+  flags_.assign(records_.size(), 0);
+  chosen_.assign(records_.size(), 1);
+  register_pieces(*inner_);
+  inner_->set_nonfinite(NonFinite::Unchecked);  // decided collectively in step_where
+  ready_ = true;
+}
+
+template <class Opt>
+void Sharded<Opt>::step_where(const std::function<bool(const std::string&)>* which) {
+  prepare();
+  detail::copy_settings<T>(*settings_, *inner_);
+  inner_->set_threads(settings_->threads());
+  const std::size_t own = sum_.size();
+  const auto n = std::size_t(size_);
+  // 1. Gradients to their owners, summed in rank order.
+  if (averaged_) {
+    for (std::size_t k = 0; k < mine_.size(); ++k) {
+      const Piece& p = pieces_[mine_[k]];
+      std::memcpy(sum_.data() + mine_pos_[k], records_[p.tensor].grad + p.begin, p.len * sizeof(T));
+    }
+  } else {
+    for (const Copy& c : pack_grad_) std::memcpy(send_.data() + c.pos, c.at, c.len * sizeof(T));
+    MPI_Alltoallv(send_.data(), counts_.data(), displs_.data(), datatype<T>(), recv_.data(), rcounts_.data(),
+                  rdispls_.data(), datatype<T>(), comm_);
+    const T div = T(size_);
+    T* s = sum_.data();
+    const T* g = recv_.data();
+    for (std::size_t j = 0; j < own; ++j) s[j] = g[j];
+    for (std::size_t r = 1; r < n; ++r)
+      for (std::size_t j = 0; j < own; ++j) s[j] += g[r * own + j];
+    for (std::size_t j = 0; j < own; ++j) s[j] /= div;
+  }
+  // 2. One decision on every rank from every owner's check.
+  for (std::size_t i = 0; i < records_.size(); ++i) chosen_[i] = !which || (*which)(records_[i].name);
+  skipped_.clear();
+  bool all = true;
+  for (char c : chosen_) all = all && c;
+  const NonFinite policy = settings_->nonfinite();
+  if (policy != NonFinite::Unchecked) {
+    std::fill(flags_.begin(), flags_.end(), 0);
+    for (std::size_t k = 0; k < mine_.size(); ++k) {
+      const Piece& p = pieces_[mine_[k]];
+      if (chosen_[p.tensor] && !dualopt::detail::all_finite(sum_.data() + mine_pos_[k], p.len)) flags_[p.tensor] = 1;
+    }
+    MPI_Allreduce(MPI_IN_PLACE, flags_.data(), int(flags_.size()), MPI_INT, MPI_MAX, comm_);
+    std::string names;
+    for (std::size_t i = 0; i < records_.size(); ++i)
+      if (flags_[i]) {
+        skipped_.push_back(records_[i].name);
+        names += (names.empty() ? "'" : ", '") + records_[i].name + "'";
+      }
+    if (!skipped_.empty()) {
+      if (policy == NonFinite::Throw) {
+        skipped_.clear();
+        throw Error("dualopt: non-finite gradient in tensor " + names + "; nothing was updated");
+      }
+      if (policy == NonFinite::SkipStep) {
+        skipped_.clear();
+        for (std::size_t i = 0; i < records_.size(); ++i)
+          if (chosen_[i]) skipped_.push_back(records_[i].name);
+        return;
+      }
+      for (std::size_t i = 0; i < records_.size(); ++i) chosen_[i] = chosen_[i] && !flags_[i];
+      all = false;
+    }
+  }
+  // 3. The owned pieces' step.
+  if (all) {
+    inner_->step();
+  } else {
+    inner_->step([this](const std::string& piece) { return bool(chosen_[piece_tensor_.at(piece)]); });
+  }
+  // 4. Every rank's updated parameters to every rank.
+  for (std::size_t k = 0; k < mine_.size(); ++k) {
+    const Piece& p = pieces_[mine_[k]];
+    std::memcpy(send_.data() + std::size_t(displs_[std::size_t(rank_)]) + mine_pos_[k], records_[p.tensor].param + p.begin,
+                p.len * sizeof(T));
+  }
+  MPI_Allgatherv(MPI_IN_PLACE, 0, MPI_DATATYPE_NULL, send_.data(), counts_.data(), displs_.data(), datatype<T>(), comm_);
+  for (const Copy& c : unpack_param_) std::memcpy(c.at, send_.data() + c.pos, c.len * sizeof(T));
+}
+
+}  // namespace dualopt::mpi
+
+#include "mpi/agreement.hpp"
+#include "mpi/checkpoint.hpp"
