@@ -155,6 +155,14 @@ TEMPLATE_TEST_CASE("vectorized helpers: exact sqrt and the finite check", "[kern
   g[0] = std::numeric_limits<T>::max();
   g[1] = -std::numeric_limits<T>::denorm_min();
   CHECK(detail::all_finite(g.data(), g.size()));
+  // squares_finite also refuses finite values whose square overflows, and only those.
+  CHECK_FALSE(detail::squares_finite(g.data(), g.size()));
+  const T root = std::sqrt(std::numeric_limits<T>::max());
+  g[0] = root * T(0.99);
+  CHECK(detail::squares_finite(g.data(), g.size()));
+  g[4097] = -root * T(1.01);
+  CHECK_FALSE(detail::squares_finite(g.data(), g.size()));
+  CHECK(detail::squares_finite(g.data(), 4097));
 }
 
 TEMPLATE_TEST_CASE("the fused sweep gives each element the same bits wherever it is cut", "[kernels]", float, double) {

@@ -222,6 +222,46 @@ TEMPLATE_TEST_CASE("a finite gradient spike never leaves non-finite SOAP-Muon st
   }
 }
 
+// Item 5, for the other rules: a finite gradient whose square overflows T would make Adam's,
+// LaProp's and Mango's second moment (and a norm's sum of squares) Inf; it is refused like a
+// non-finite gradient, and one just below that limit steps with finite state.
+TEMPLATE_TEST_CASE("a gradient whose square overflows is handled like a non-finite one", "", float, double) {
+  using T = TestType;
+  const T root = std::sqrt(std::numeric_limits<T>::max());
+  for (Kind kind : {Kind::Adam, Kind::AdamW, Kind::LaProp, Kind::Muon, Kind::Mango}) {
+    for (NonFinite policy : {NonFinite::Throw, NonFinite::SkipTensor}) {
+      INFO(zoo::kind_name(kind) << " policy " << int(policy));
+      auto m = zoo::make_model<T>(kind);
+      auto opt = zoo::attach(m);
+      opt->set_nonfinite(policy);
+      for (int k = 0; k < 2; ++k) {
+        m.fill_gradients(k);
+        opt->step();
+      }
+      m.fill_gradients(2);
+      auto& spiked = m.tensors.back();
+      spiked.g[0] = root * T(2);
+      const std::vector<T> w0 = spiked.w;
+      const std::string state = buffers(*opt);
+      if (policy == NonFinite::Throw) {
+        CHECK_THROWS_WITH(opt->step(), Contains("'" + spiked.name + "'") && Contains("nothing was updated"));
+        CHECK(buffers(*opt) == state);
+      } else {
+        opt->step();
+        REQUIRE(opt->skipped_tensors().size() == 1);
+        CHECK(opt->skipped_tensors().front() == spiked.name);
+      }
+      CHECK(spiked.w == w0);
+      CHECK(state_finite(*opt));
+      spiked.g[0] = root * T(0.5);  // its square fits
+      opt->step();
+      CHECK(opt->skipped_tensors().empty());
+      CHECK(finite(spiked.w));
+      CHECK(state_finite(*opt));
+    }
+  }
+}
+
 // Item 6.
 TEMPLATE_TEST_CASE("eps that is zero in the scalar type is refused", "", float, double) {
   using T = TestType;

@@ -296,7 +296,7 @@ void Sharded<Opt>::step_where(const std::function<bool(const std::string&)>* whi
     std::fill(flags_.begin(), flags_.end(), 0);
     for (std::size_t k = 0; k < mine_.size(); ++k) {
       const Piece& p = pieces_[mine_[k]];
-      if (chosen_[p.tensor] && !dualopt::detail::all_finite(sum_.data() + mine_pos_[k], p.len)) flags_[p.tensor] = 1;
+      if (chosen_[p.tensor] && !dualopt::detail::squares_finite(sum_.data() + mine_pos_[k], p.len)) flags_[p.tensor] = 1;
     }
     MPI_Allreduce(MPI_IN_PLACE, flags_.data(), int(flags_.size()), MPI_INT, MPI_MAX, comm_);
     std::string names;

@@ -251,6 +251,17 @@ bool all_finite(const T* p, std::size_t n) {
   }
   return true;
 }
+// True if every x * x is finite: NaN, Inf and values past sqrt(max) (1.8e19 in float) fail.
+// Rules and norms square the gradient (second moments, norms), so such a finite value would
+// still write Inf into state; step() treats it like a non-finite one, before any write.
+template <class T>
+bool squares_finite(const T* p, std::size_t n) {
+  for (std::size_t b = 0; b < n; b += 4096) {
+    const auto x = ConstArrayMap<T>(p + b, Eigen::Index(std::min(n, b + 4096) - b));
+    if (!((x * x * T(0)).sum() == T(0))) return false;
+  }
+  return true;
+}
 
 // Rows of one matrix that the norm's dual map treats apart from all other rows, so a tensor can
 // be cut at multiples of them: one row for elementwise and row-wise maps, one block for a
@@ -765,7 +776,7 @@ void Optimizer<T>::step_where(const std::function<bool(const std::string&)>* whi
 #pragma omp parallel for schedule(dynamic, 1) num_threads(threads())
     for (std::int64_t k = 0; k < nchecks; ++k) {
       const Check& c = checks_[std::size_t(k)];
-      check_failed_[std::size_t(k)] = !detail::all_finite(slots_[chosen[c.chosen]].grad + c.begin, c.end - c.begin);
+      check_failed_[std::size_t(k)] = !detail::squares_finite(slots_[chosen[c.chosen]].grad + c.begin, c.end - c.begin);
     }
     std::vector<char> bad(chosen.size(), 0);
     for (std::size_t k = 0; k < checks_.size(); ++k) bad[checks_[k].chosen] |= check_failed_[k];
