@@ -296,7 +296,11 @@ void Sharded<Opt>::step_where(const std::function<bool(const std::string&)>* whi
     std::fill(flags_.begin(), flags_.end(), 0);
     for (std::size_t k = 0; k < mine_.size(); ++k) {
       const Piece& p = pieces_[mine_[k]];
-      if (chosen_[p.tensor] && !dualopt::detail::squares_finite(sum_.data() + mine_pos_[k], p.len)) flags_[p.tensor] = 1;
+      if (!chosen_[p.tensor]) continue;
+      // As the plain step decides: a non-finite value, or one that would overflow the rule's state.
+      const TensorSlot<T>& s = inner_->tensors()[k];
+      if (!dualopt::detail::squares_finite(sum_.data() + mine_pos_[k], p.len) || inner_->group(s.group).overflows(s))
+        flags_[p.tensor] = 1;
     }
     MPI_Allreduce(MPI_IN_PLACE, flags_.data(), int(flags_.size()), MPI_INT, MPI_MAX, comm_);
     std::string names;
@@ -308,7 +312,8 @@ void Sharded<Opt>::step_where(const std::function<bool(const std::string&)>* whi
     if (!skipped_.empty()) {
       if (policy == NonFinite::Throw) {
         skipped_.clear();
-        throw Error("dualopt: non-finite gradient in tensor " + names + "; nothing was updated");
+        throw Error("dualopt: non-finite gradient in tensor " + names +
+                    " (or one so large that the state would overflow); nothing was updated");
       }
       if (policy == NonFinite::SkipStep) {
         skipped_.clear();
