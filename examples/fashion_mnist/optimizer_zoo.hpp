@@ -98,13 +98,15 @@ inline std::unique_ptr<dualopt::Optimizer<float>> make_optimizer(
     return opt;
   }
   if (n == "mango") {
-    // Mango's reference norms: every matrix (hidden and head) spectral, biases l2.
+    // Mango's reference norms: every matrix (hidden and head) spectral, biases l2. The fast
+    // (Frobenius-prescale) Newton-Schulz: the committed results were made with it.
     dualopt::MangoConfig c;
     c.lr = choice.lr;
     auto opt = std::make_unique<dualopt::Mango<float>>(c);
     for (const auto& p : params)
       opt->add(p.name, p.w, p.g, to_shape(p.shape),
-               p.is_matrix ? dualopt::presets::mango_spectral() : dualopt::norms::l2());
+               p.is_matrix ? dualopt::presets::mango_spectral(6, dualopt::linalg::NsPrescale::Frobenius)
+                           : dualopt::norms::l2());
     return opt;
   }
   if (n == "soap_muon") {

@@ -85,9 +85,10 @@ inline OptimizerHandle make_optimizer(const std::string& name, GPT<float>& model
     dualopt::MangoConfig mc;
     mc.lr = lr.mango;
     auto opt = std::make_shared<dualopt::Mango<float>>(mc);
-    // One learning rate; the preset picks each tensor's norm from its GPT-2 name.
+    // One learning rate; the preset picks each tensor's norm from its GPT-2 name (its fast,
+    // Frobenius-prescale variant: the committed results were made with it).
     for (auto& p : model.params())
-      opt->add(p.name, p.w, p.g, shape_of(p), dualopt::presets::mango_reference_norm(p.name, shape_of(p), heads));
+      opt->add(p.name, p.w, p.g, shape_of(p), dualopt::presets::mango_reference_norm_fast(p.name, shape_of(p), heads));
     opt->set_schedule(schedule_for(total_steps, warmup));
     return wrap(opt, lr.mango, lr_str(lr.mango));
   }

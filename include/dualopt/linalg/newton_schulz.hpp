@@ -156,7 +156,9 @@ class SingleThreadedEigen {
   SingleThreadedEigen& operator=(const SingleThreadedEigen&) = delete;
 
  private:
+#ifdef _OPENMP
   int saved_ = 1;
+#endif
 };
 
 // Scratch that only grows. Eigen's resize() reallocates on any change of size, so a workspace
