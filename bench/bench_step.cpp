@@ -25,6 +25,7 @@
 #include <benchmark/benchmark.h>
 
 #include "best_times.hpp"
+#include "gpt2_small.hpp"
 
 #include <algorithm>
 #include <cmath>
@@ -59,26 +60,7 @@ std::vector<Param>& model() {
   static std::vector<Param> params = [] {
     std::vector<Param> p;
     auto add = [&](std::string name, Shape s) { p.push_back({std::move(name), std::move(s), {}, {}}); };
-    const std::size_t d = 768;
-    add("transformer.wte.weight", {50257, d});
-    add("transformer.wpe.weight", {1024, d});
-    for (int l = 0; l < 12; ++l) {
-      const std::string h = "transformer.h." + std::to_string(l) + ".";
-      add(h + "ln_1.weight", {d});
-      add(h + "ln_1.bias", {d});
-      add(h + "attn.c_attn.weight", {3 * d, d});
-      add(h + "attn.c_attn.bias", {3 * d});
-      add(h + "attn.c_proj.weight", {d, d});
-      add(h + "attn.c_proj.bias", {d});
-      add(h + "ln_2.weight", {d});
-      add(h + "ln_2.bias", {d});
-      add(h + "mlp.c_fc.weight", {4 * d, d});
-      add(h + "mlp.c_fc.bias", {4 * d});
-      add(h + "mlp.c_proj.weight", {d, 4 * d});
-      add(h + "mlp.c_proj.bias", {d});
-    }
-    add("transformer.ln_f.weight", {d});
-    add("transformer.ln_f.bias", {d});
+    bench::for_each_gpt2_small_tensor(add);
     std::mt19937 rng(1);
     std::normal_distribution<float> nd(0.0f, 0.02f);
     for (auto& x : p) {

@@ -11,6 +11,8 @@
 #include <dualopt/instances.hpp>
 #include <dualopt/mpi.hpp>
 
+#include "gpt2_small.hpp"
+
 #include <algorithm>
 #include <cstdio>
 #include <cstdlib>
@@ -33,31 +35,12 @@ struct Model {
   std::vector<Param> p;
   std::vector<T> w, g;
   Model() {
-    const std::size_t d = 768;
     std::size_t at = 0;
     auto add = [&](std::string name, Shape s) {
       p.push_back({std::move(name), s, at});
       at += s.numel();
     };
-    add("transformer.wte.weight", {50257, d});
-    add("transformer.wpe.weight", {1024, d});
-    for (int l = 0; l < 12; ++l) {
-      const std::string h = "transformer.h." + std::to_string(l) + ".";
-      add(h + "ln_1.weight", {d});
-      add(h + "ln_1.bias", {d});
-      add(h + "attn.c_attn.weight", {3 * d, d});
-      add(h + "attn.c_attn.bias", {3 * d});
-      add(h + "attn.c_proj.weight", {d, d});
-      add(h + "attn.c_proj.bias", {d});
-      add(h + "ln_2.weight", {d});
-      add(h + "ln_2.bias", {d});
-      add(h + "mlp.c_fc.weight", {4 * d, d});
-      add(h + "mlp.c_fc.bias", {4 * d});
-      add(h + "mlp.c_proj.weight", {d, 4 * d});
-      add(h + "mlp.c_proj.bias", {d});
-    }
-    add("transformer.ln_f.weight", {d});
-    add("transformer.ln_f.bias", {d});
+    bench::for_each_gpt2_small_tensor(add);
     w.resize(at);
     g.resize(at);
     std::uint64_t s = 1;

@@ -248,4 +248,19 @@ inline void fix_checksum(std::string& bytes) {
   for (int i = 0; i < 4; ++i) bytes[bytes.size() - 4 + std::size_t(i)] = char((c >> (8 * i)) & 0xFFu);
 }
 
+// True if every value is finite; state_finite: every state buffer of opt.
+template <class T>
+bool all_finite(const std::vector<T>& v) {
+  for (T x : v)
+    if (!std::isfinite(x)) return false;
+  return true;
+}
+template <class T>
+bool state_finite(dualopt::Optimizer<T>& opt) {
+  bool ok = true;
+  opt.for_each_state_buffer(
+      [&](const dualopt::TensorSlot<T>&, const char*, std::vector<T>& d) { ok = ok && all_finite(d); });
+  return ok;
+}
+
 }  // namespace zoo

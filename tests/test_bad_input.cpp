@@ -23,19 +23,8 @@ using zoo::Kind;
 
 namespace {
 
-template <class T>
-bool all_finite(const std::vector<T>& v) {
-  for (T x : v)
-    if (!std::isfinite(x)) return false;
-  return true;
-}
-
-template <class T>
-bool state_finite(Optimizer<T>& opt) {
-  bool ok = true;
-  opt.for_each_state_buffer([&](const TensorSlot<T>&, const char*, std::vector<T>& d) { ok = ok && all_finite(d); });
-  return ok;
-}
+using zoo::all_finite;
+using zoo::state_finite;
 
 // The state buffers of one tensor, bitwise.
 template <class T>

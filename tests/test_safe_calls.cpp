@@ -33,18 +33,7 @@ using zoo::Kind;
 
 namespace {
 
-template <class T>
-bool finite(const std::vector<T>& v) {
-  for (T x : v)
-    if (!std::isfinite(x)) return false;
-  return true;
-}
-template <class T>
-bool state_finite(Optimizer<T>& opt) {
-  bool ok = true;
-  opt.for_each_state_buffer([&](const TensorSlot<T>&, const char*, std::vector<T>& d) { ok = ok && finite(d); });
-  return ok;
-}
+using zoo::state_finite;
 // State buffers and counters only (state_snapshot also holds the hyperparameters).
 template <class T>
 std::string buffers(Optimizer<T>& opt) {
@@ -114,7 +103,7 @@ TEMPLATE_TEST_CASE("offset momentum switched on after registration takes effect"
       early.step();
     }
     CHECK(w1 == w2);
-    CHECK(finite(w1));
+    CHECK(zoo::all_finite(w1));
     CHECK(late.tensors()[0].offset.size() == 96);
     // Saved, it loads into an optimizer built with it on; switched off, into one built without.
     std::stringstream with;
@@ -138,7 +127,7 @@ TEMPLATE_TEST_CASE("offset momentum switched on after registration takes effect"
     CHECK_NOTHROW(plain.load(without));
     late.step();
     CHECK(late.tensors()[0].offset.empty());
-    CHECK(finite(w1));
+    CHECK(zoo::all_finite(w1));
   }
 }
 
@@ -164,7 +153,7 @@ TEMPLATE_TEST_CASE("SOAP-Muon's max_precond_dim edited after registration is ref
     CHECK(buffers(opt) == state);
     opt.config().max_precond_dim = registered == 8 ? 9 : 13;  // same rotation either way: fine
     CHECK_NOTHROW(opt.step());
-    CHECK(finite(w));
+    CHECK(zoo::all_finite(w));
   }
 }
 
@@ -210,13 +199,13 @@ TEMPLATE_TEST_CASE("a finite gradient spike never leaves non-finite SOAP-Muon st
       for (std::size_t i = 0; i < n; i += 7) g[i] = (i % 2 ? fits : -fits);
       opt.step();
       CHECK(opt.skipped_tensors().empty());
-      CHECK(finite(w));
+      CHECK(zoo::all_finite(w));
       CHECK(state_finite(opt));
       for (int k = 4; k < 10; ++k) {
         ordinary(k);
         opt.step();
       }
-      CHECK(finite(w));
+      CHECK(zoo::all_finite(w));
       CHECK(state_finite(opt));
     }
   }
@@ -256,7 +245,7 @@ TEMPLATE_TEST_CASE("a gradient whose square overflows is handled like a non-fini
       spiked.g[0] = root * T(0.5);  // its square fits
       opt->step();
       CHECK(opt->skipped_tensors().empty());
-      CHECK(finite(spiked.w));
+      CHECK(zoo::all_finite(spiked.w));
       CHECK(state_finite(*opt));
     }
   }
