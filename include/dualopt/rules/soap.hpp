@@ -241,6 +241,7 @@ struct Soap {
   // 4^-k with 4^k >= x: multiplies exactly, and commutes with the signed square root.
   template <class T>
   static T pow4_below(T x) {
+    if (!(x > T(0)) || !std::isfinite(x)) return T(1);  // an Unchecked step's Inf/NaN: no scale helps
     int e = std::ilogb(x) + 1;
     e += e & 1;
     return std::ldexp(T(1), -e);
