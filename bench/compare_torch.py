@@ -85,18 +85,35 @@ def adamw(torch, params):
         return torch.optim.AdamW(params, lr=1e-3, weight_decay=0.01, foreach=True), "foreach"
 
 
+def muon_ns_functions(torch):
+    """torch.optim.Muon's own Newton-Schulz functions, as [(module, name)]; [] without Muon.
+
+    Muon's class may report a public module name (torch.optim) while its step calls a function of
+    its private module (torch.optim._muon), so both are searched."""
+    if not hasattr(torch.optim, "Muon"):
+        return []
+    import importlib
+    found = []
+    for modname in (torch.optim.Muon.__module__, "torch.optim._muon"):
+        try:
+            mod = importlib.import_module(modname)
+        except ImportError:
+            continue
+        for n in dir(mod):
+            if ("zeropower" in n.lower() or "newton" in n.lower()) and callable(getattr(mod, n)):
+                if (mod, n) not in found:
+                    found.append((mod, n))
+    return found
+
+
 def patch_muon_float(torch):
     """torch.optim.Muon's Newton-Schulz with the bf16 cast removed; returns False without Muon."""
-    if not hasattr(torch.optim, "Muon"):
+    found = muon_ns_functions(torch)
+    if not found:
         return False
-    import importlib
-    mod = importlib.import_module(torch.optim.Muon.__module__)
-    names = [n for n in dir(mod) if "zeropower" in n or "newton" in n.lower()]
-    if not names:
-        return False
-    for n in names:
+    for mod, n in found:
         orig = getattr(mod, n)
-        if not callable(orig) or getattr(orig, "_dualopt_float", False):
+        if getattr(orig, "_dualopt_float", False):
             continue
         sig = inspect.signature(orig)
 
