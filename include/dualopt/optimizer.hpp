@@ -6,7 +6,8 @@
 // so Muon on hidden matrices and AdamW on the rest live in one object and one step().
 //
 // This header is the optimizer class: registration, the public API and the step's order of
-// work. Its stages live in optimizer/ (nonfinite, sweep, hyperparameters, group) and norms/rows.
+// work. Its stages live in optimizer/ (nonfinite, sweep, hyperparameters, group, slot,
+// registration, scheduler) and norms/rows.hpp.
 #include "checkpoint/limits.hpp"
 #include "error.hpp"
 #include "norms/norm.hpp"
@@ -14,6 +15,9 @@
 #include "optimizer/group.hpp"
 #include "optimizer/hyperparameters.hpp"
 #include "optimizer/nonfinite.hpp"
+#include "optimizer/registration.hpp"
+#include "optimizer/scheduler.hpp"
+#include "optimizer/slot.hpp"
 #include "optimizer/sweep.hpp"
 #include "schedule.hpp"
 #include "span.hpp"
@@ -35,13 +39,6 @@
 #endif
 
 namespace dualopt {
-
-namespace detail {
-// Units of work: a large elementwise tensor is cut into chunks of this many elements so that
-// it spreads over threads, and a tensor whose norm acts on blocks of rows is cut at block
-// boundaries into units of about this size. The cut depends on shapes only, never on threads.
-constexpr std::size_t kChunk = std::size_t(1) << 18;
-}  // namespace detail
 
 template <class T>
 class Optimizer {
@@ -88,7 +85,7 @@ class Optimizer {
   void add_to_group(GroupId g, const std::string& name, T* param, T* grad, const Shape& shape,
                     norms::Norm norm = norms::null()) {
     if (g >= groups_.size()) throw tensor_error(name, "no group " + std::to_string(g));
-    validate(name, param, grad, shape);
+    detail::validate_registration<T>(slots_, name, param, grad, shape);
     norm.check_shape(name, shape);
     if (norm.name().size() > checkpoint::kMaxString)
       throw tensor_error(name, "norm name is longer than " + std::to_string(checkpoint::kMaxString) + " bytes");
@@ -117,7 +114,7 @@ class Optimizer {
   }
   // What the checked form checks before registering (every optimizer's Span overloads call it).
   static void check_lengths(const std::string& name, Span<T> param, Span<T> grad, const Shape& shape) {
-    const std::size_t n = element_count(name, shape);
+    const std::size_t n = detail::element_count<T>(name, shape);
     for (const auto& [what, span] : {std::pair<const char*, Span<T>>{"parameter", param}, {"gradient", grad}})
       if (span.size != n)
         throw tensor_error(name, "shape " + shape.str() + " has " + std::to_string(n) + " elements, but the " + what +
@@ -169,13 +166,7 @@ class Optimizer {
     for (const auto& s : slots_) n += s.shape.numel();
     return n;
   }
-  std::size_t workspace_bytes() const {
-    std::size_t bytes = 0;
-    for (const auto& w : workspaces_)
-      bytes += w.direction.capacity() * sizeof(T) + std::size_t(w.a.size() + w.b.size()) * sizeof(T) +
-               w.ns.workspace_bytes();
-    return bytes;
-  }
+  std::size_t workspace_bytes() const { return scheduler_.workspace_bytes(); }
 
  protected:
   // Restores counters when a checkpoint is loaded.
@@ -183,66 +174,7 @@ class Optimizer {
   std::vector<TensorSlot<T>>& mutable_tensors() { return slots_; }
 
  private:
-  // One independent piece of a step. Range: elements [begin, end) of a chunkable tensor. Rows:
-  // rows [begin, end) of stacked matrix `matrix`. Tensor: the whole tensor. cost > 0 marks the
-  // long units (Newton-Schulz, SVD, whole-tensor rules), ~ flops, scheduled biggest first.
-  struct Unit {
-    enum class Kind : unsigned char { Range, Rows, Tensor };
-    std::size_t slot, begin, end, matrix;
-    Kind kind;
-    double cost;
-  };
-  // A slice of one gradient for the non-finite check.
-  struct Check {
-    std::size_t chosen, begin, end;
-  };
 
-  // The shape's element count, computed without wrapping: a product that wrapped would register
-  // a small state over a huge buffer. Eigen indexes with signed integers, hence PTRDIFF_MAX.
-  static std::size_t element_count(const std::string& name, const Shape& shape) {
-    if (shape.rank() == 0) throw tensor_error(name, "shape is empty; give {n} for a vector or {rows, cols}");
-    if (shape.rank() > checkpoint::kMaxRank)
-      throw tensor_error(name, "shape has rank " + std::to_string(shape.rank()) + " (at most " +
-                                   std::to_string(checkpoint::kMaxRank) + ", the checkpoint's limit)");
-    const std::size_t limit = std::size_t(PTRDIFF_MAX) / sizeof(T);
-    std::size_t n = 1;
-    for (std::size_t d : shape.dims()) {
-      if (d == 0) throw tensor_error(name, "shape " + shape.str() + " has a zero dimension");
-      if (d > limit / n) throw tensor_error(name, "shape " + shape.str() + " has more elements than can be addressed");
-      n *= d;
-    }
-    return n;
-  }
-
-  void validate(const std::string& name, const T* param, const T* grad, const Shape& shape) const {
-    if (name.empty()) throw Error("dualopt: a tensor needs a non-empty name");
-    if (name.size() > checkpoint::kMaxString)
-      throw Error("dualopt: a tensor name of " + std::to_string(name.size()) + " bytes is longer than " +
-                  std::to_string(checkpoint::kMaxString) + " (the checkpoint's limit)");
-    for (const auto& s : slots_)
-      if (s.name == name) throw tensor_error(name, "already registered (names key checkpoints, so they must be unique)");
-    if (!param) throw tensor_error(name, "parameter pointer is null");
-    if (!grad) throw tensor_error(name, "gradient pointer is null");
-    for (const T* p : {param, grad})
-      if (reinterpret_cast<std::uintptr_t>(p) % alignof(T) != 0)
-        throw tensor_error(name, std::string(p == param ? "parameter" : "gradient") + " pointer is not aligned for its type");
-    const std::size_t n = element_count(name, shape);
-    for (const T* p : {param, grad})
-      if (reinterpret_cast<std::uintptr_t>(p) > UINTPTR_MAX - n * sizeof(T))
-        throw tensor_error(name, "buffer of shape " + shape.str() + " runs past the end of the address space");
-    if (overlaps(param, n, grad, n)) throw tensor_error(name, "parameter and gradient buffers overlap");
-    for (const auto& s : slots_) {
-      const std::size_t m = s.shape.numel();
-      for (const T* mine : {param, grad})
-        for (const T* theirs : {static_cast<const T*>(s.param), static_cast<const T*>(s.grad)})
-          if (overlaps(mine, n, theirs, m))
-            throw tensor_error(name, "buffer overlaps the buffers of tensor '" + s.name + "'");
-    }
-  }
-  static bool overlaps(const T* a, std::size_t na, const T* b, std::size_t nb) {
-    const auto a0 = reinterpret_cast<std::uintptr_t>(a), b0 = reinterpret_cast<std::uintptr_t>(b);
-    return a0 < b0 + nb * sizeof(T) && b0 < a0 + na * sizeof(T);
-  }
 
   void step_where(const std::function<bool(const std::string&)>* which);
 
@@ -261,31 +193,9 @@ class Optimizer {
     }
   }
 
-  // Cuts the chosen tensors into independent units (see Unit and GroupBase). Each unit is
-  // computed the same way whichever thread takes it, and the cut depends on shapes only, so
-  // results are bitwise the same for any thread count.
-  void build_units(const std::vector<std::size_t>& chosen);
-
-  void run_unit(const Unit& u, double factor, Workspace<T>& ws) {
-    TensorSlot<T>& s = slots_[u.slot];
-    GroupBase<T>& g = *groups_[s.group];
-    switch (u.kind) {
-      case Unit::Kind::Range: g.step_range(s, s.t + 1, factor, u.begin, u.end, ws); break;
-      case Unit::Kind::Rows:
-        g.step_rows(s, s.t + 1, factor, u.matrix, Eigen::Index(u.begin), Eigen::Index(u.end), ws);
-        break;
-      case Unit::Kind::Tensor: g.step_tensor(s, s.t + 1, factor, ws); break;
-    }
-  }
-
-  void run(const std::vector<std::size_t>& chosen);
-
   std::vector<std::unique_ptr<GroupBase<T>>> groups_;
   std::vector<TensorSlot<T>> slots_;
-  std::vector<Workspace<T>> workspaces_;
-  std::vector<Unit> units_;
-  std::vector<Check> checks_;
-  std::vector<char> check_failed_;
+  detail::Scheduler<T> scheduler_;
   std::vector<std::string> skipped_;
   Schedule schedule_ = Schedule::constant();
   NonFinite nonfinite_ = NonFinite::Throw;
@@ -293,9 +203,8 @@ class Optimizer {
   int threads_ = 0;
 };
 
-// step_where, build_units and run are defined here, outside the class, so that they are not
-// inline: a program that compiles Optimizer<T> once (dualopt/instances.hpp) does not
-// instantiate the step again in every file.
+// step_where is defined here, outside the class, so that it is not inline: a program that
+// compiles Optimizer<T> once (dualopt/instances.hpp) does not instantiate the step in every file.
 template <class T>
 void Optimizer<T>::step_where(const std::function<bool(const std::string&)>* which) {
   // config() hands out references, so values are checked again here, before any change.
@@ -307,21 +216,7 @@ void Optimizer<T>::step_where(const std::function<bool(const std::string&)>* whi
     if (!which || (*which)(slots_[i].name)) chosen.push_back(i);
   skipped_.clear();
   if (nonfinite_ != NonFinite::Unchecked) {
-    // Big gradients are checked in chunks so the check spreads over threads like the step.
-    checks_.clear();
-    for (std::size_t i = 0; i < chosen.size(); ++i) {
-      const std::size_t n = slots_[chosen[i]].shape.numel();
-      for (std::size_t b = 0; b < n; b += detail::kChunk) checks_.push_back({i, b, std::min(n, b + detail::kChunk)});
-    }
-    check_failed_.assign(checks_.size(), 0);
-    const auto nchecks = static_cast<std::int64_t>(checks_.size());
-#pragma omp parallel for schedule(dynamic, 1) num_threads(threads())
-    for (std::int64_t k = 0; k < nchecks; ++k) {
-      const Check& c = checks_[std::size_t(k)];
-      check_failed_[std::size_t(k)] = !detail::squares_finite(slots_[chosen[c.chosen]].grad + c.begin, c.end - c.begin);
-    }
-    std::vector<char> bad(chosen.size(), 0);
-    for (std::size_t k = 0; k < checks_.size(); ++k) bad[checks_[k].chosen] |= check_failed_[k];
+    std::vector<char> bad = scheduler_.nonfinite_gradients(slots_, chosen, threads());
     // A finite gradient so large that the rule's state would overflow counts as non-finite.
     for (std::size_t i = 0; i < chosen.size(); ++i)
       if (!bad[i]) bad[i] = groups_[slots_[chosen[i]].group]->overflows(slots_[chosen[i]]);
@@ -344,91 +239,9 @@ void Optimizer<T>::step_where(const std::function<bool(const std::string&)>* whi
       chosen = std::move(keep);
     }
   }
-  run(chosen);
-  ++steps_;
-}
-
-template <class T>
-void Optimizer<T>::build_units(const std::vector<std::size_t>& chosen) {
-  units_.clear();
-  for (std::size_t i : chosen) {
-    const auto& s = slots_[i];
-    const GroupBase<T>& g = *groups_[s.group];
-    const Eigen::Index rows = s.shape.rows(), cols = s.shape.cols();
-    auto polar_cost = [](double r, double c) { return r * c * std::min(r, c); };
-    if (g.chunkable(s)) {
-      const std::size_t n = s.shape.numel();
-      for (std::size_t b = 0; b < n; b += detail::kChunk)
-        units_.push_back({i, b, std::min(n, b + detail::kChunk), 0, Unit::Kind::Range, 0.0});
-    } else if (g.elementwise()) {
-      // Blocks needing Newton-Schulz (e.g. the heads of a head-wise spectral norm) are a unit
-      // each; cheap maps take as many whole blocks as fit in a chunk.
-      const Eigen::Index granule = detail::independent_rows(s.norm, s.shape);
-      const bool polar = detail::needs_polar(s.norm);
-      const auto per_chunk = std::max<Eigen::Index>(1, Eigen::Index(detail::kChunk) / (granule * cols));
-      const Eigen::Index step = polar ? granule : granule * per_chunk;
-      const double cost = polar ? polar_cost(double(granule), double(cols)) : 0.0;
-      for (std::size_t b = 0; b < s.shape.batch(); ++b)
-        for (Eigen::Index r = 0; r < rows; r += step) {
-          const Eigen::Index e = std::min(rows, r + step);
-          units_.push_back({i, std::size_t(r), std::size_t(e), b, Unit::Kind::Rows, cost * double((e - r) / granule)});
-        }
-    } else {
-      const double cost = double(s.shape.batch()) * polar_cost(double(rows), double(cols));
-      units_.push_back({i, 0, 0, 0, Unit::Kind::Tensor, std::max(cost, 1.0)});
-    }
-  }
-  // Long units first, biggest first, so dynamic scheduling ends with short ones (balance).
-  std::stable_sort(units_.begin(), units_.end(), [](const Unit& a, const Unit& b) { return a.cost > b.cost; });
-}
-
-template <class T>
-void Optimizer<T>::run(const std::vector<std::size_t>& chosen) {
-  build_units(chosen);
-  const int nt = threads();
-  if (workspaces_.size() < std::size_t(nt)) workspaces_.resize(std::size_t(nt));
-  const double factor = schedule_(steps_);
-  // Chosen by the work: while the biggest remaining long unit would take longer on one thread
-  // than an even share of all remaining long work takes on nt (a few big matrices, or one), one
-  // thread per unit would leave the others idle, so that unit runs alone with all threads sharing
-  // its Newton-Schulz tiles and panels (cut by shape, so the result is the same as on one
-  // thread). The rest is spread one unit per thread, biggest first.
-  std::size_t first = 0, long_units = 0;
-  double remaining = 0;
-  for (const Unit& u : units_) {
-    if (u.cost > 0) {
-      remaining += u.cost;
-      ++long_units;
-    }
-  }
-  std::size_t alone = 0;
-  for (double left = remaining; nt > 1 && alone < long_units && units_[alone].cost * nt > left; ++alone)
-    left -= units_[alone].cost;
-  if (alone > 0) {
-    linalg::detail::SingleThreadedEigen pin;
-    Workspace<T>& ws = workspaces_[0];
-    struct OneThreadAfter {
-      Workspace<T>& ws;
-      ~OneThreadAfter() { ws.ns.set_threads(1); }
-    } restore{ws};
-    ws.ns.set_threads(nt);
-    for (; first < alone; ++first) run_unit(units_[first], factor, ws);
-  }
-  const auto nunits = static_cast<std::int64_t>(units_.size());
-#pragma omp parallel num_threads(nt)
-  {
-    linalg::detail::SingleThreadedEigen pin;  // Eigen must not thread a product itself (see the guard)
-#pragma omp for schedule(dynamic, 1)
-    for (std::int64_t k = std::int64_t(first); k < nunits; ++k) {
-#ifdef _OPENMP
-      Workspace<T>& ws = workspaces_[std::size_t(omp_get_thread_num())];
-#else
-      Workspace<T>& ws = workspaces_[0];
-#endif
-      run_unit(units_[std::size_t(k)], factor, ws);
-    }
-  }
+  scheduler_.run(slots_, groups_, chosen, schedule_(steps_), threads());
   for (std::size_t i : chosen) ++slots_[i].t;
+  ++steps_;
 }
 
 }  // namespace dualopt

@@ -10,6 +10,7 @@
 #include "../wrappers/offset_momentum.hpp"
 #include "../wrappers/weight_decay.hpp"
 #include "hyperparameters.hpp"
+#include "slot.hpp"
 #include "sweep.hpp"
 
 #include <cstdint>
@@ -21,19 +22,6 @@
 #include <vector>
 
 namespace dualopt {
-
-template <class T>
-struct TensorSlot {
-  std::string name;
-  T* param = nullptr;
-  T* grad = nullptr;
-  Shape shape;
-  norms::Norm norm;
-  std::size_t group = 0;
-  std::size_t index = 0;  // position in its group's state list
-  std::int64_t t = 0;     // steps this tensor has taken (per tensor: a late tensor starts at 1)
-  std::vector<T> offset;  // offset-momentum buffer; empty when the wrapper is off
-};
 
 namespace detail {
 
