@@ -40,6 +40,11 @@
 
 namespace dualopt {
 
+namespace checkpoint {
+template <class T>
+struct Access;
+}  // namespace checkpoint
+
 template <class T>
 class Optimizer {
   static_assert(std::is_floating_point_v<T>, "dualopt optimizers work on float or double buffers");
@@ -58,8 +63,9 @@ class Optimizer {
   // Which optimizer class wrote a checkpoint; loading into another kind is refused.
   virtual std::string kind() const { return "custom"; }
 
-  // Exact-resume checkpoints of all optimizer state, keyed by tensor name. The format, what
-  // load() checks and what it restores are documented in checkpoint.hpp, which defines these.
+  // Exact-resume checkpoints of all optimizer state, keyed by tensor name: checkpoint::save and
+  // checkpoint::load (checkpoint/format.hpp documents the format, what load() checks and what it
+  // restores); dualopt/optimizer.hpp includes their definitions.
   void save(std::ostream& out) const;
   void load(std::istream& in);
   void save(const std::string& path) const;  // atomic: writes a unique temporary, then renames
@@ -174,6 +180,9 @@ class Optimizer {
   std::vector<TensorSlot<T>>& mutable_tensors() { return slots_; }
 
  private:
+  template <class>
+  friend struct checkpoint::Access;  // save and load read and restore the private state
+
 
 
   void step_where(const std::function<bool(const std::string&)>* which);
