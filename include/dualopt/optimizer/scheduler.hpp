@@ -3,7 +3,7 @@
 // over threads, each thread with its own workspace. The cut depends on shapes only, and each unit
 // is computed the same way whichever thread takes it, so results are bitwise the same for any
 // thread count. The non-finite check is spread the same way.
-#include "../linalg/newton_schulz.hpp"
+#include "../linalg/tiles.hpp"
 #include "../workspace.hpp"
 #include "group.hpp"
 #include "nonfinite.hpp"
