@@ -165,16 +165,12 @@ class Sharded {
       const std::size_t n = r.shape.numel(), m = o.shape.numel();
       for (const T* mine : {r.param, r.grad})
         for (const T* theirs : {o.param, o.grad})
-          if (overlaps(mine, n, theirs, m))
+          if (dualopt::detail::overlaps(mine, n, theirs, m))
             throw tensor_error(r.name, "buffer overlaps the buffers of tensor '" + o.name + "'");
     }
     records_.push_back(std::move(r));
   }
 
-  static bool overlaps(const T* a, std::size_t na, const T* b, std::size_t nb) {
-    const auto a0 = reinterpret_cast<std::uintptr_t>(a), b0 = reinterpret_cast<std::uintptr_t>(b);
-    return a0 < b0 + nb * sizeof(T) && b0 < a0 + na * sizeof(T);
-  }
   void check_agreement();
   void register_pieces(Local& o);
   void step_where(const std::function<bool(const std::string&)>* which);
