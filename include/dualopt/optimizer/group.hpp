@@ -86,6 +86,8 @@ class GroupBase {
   virtual void for_each_buffer(std::size_t index, const BufferVisitor& f) = 0;
   using HyperparameterVisitor = std::function<void(const char*, HyperparameterRef)>;
   virtual void for_each_hyperparameter(const HyperparameterVisitor& f) = 0;
+  // The first hyperparameter whose value its constraint refuses, as a message ("" when all are usable).
+  virtual std::string config_problem() = 0;
   // Same rule and config, no tensors: a checkpoint stages restored hyperparameters on it (and
   // checks the state layout they imply) before committing them to the real group.
   virtual std::unique_ptr<GroupBase> empty_clone() const = 0;
@@ -126,6 +128,13 @@ class Group final : public GroupBase<T> {
   }
   void for_each_hyperparameter(const typename GroupBase<T>::HyperparameterVisitor& f) override {
     cfg_.for_each_field([&](const char* name, auto& field) { f(name, HyperparameterRef(&field)); });
+  }
+  std::string config_problem() override {
+    std::string problem;
+    cfg_.for_each_field([&](const char* name, auto& field, Constraint c = Constraint::Any) {
+      if (problem.empty()) problem = detail::field_problem<T>(Rule::kName, name, field, c);
+    });
+    return problem;
   }
   std::unique_ptr<GroupBase<T>> empty_clone() const override { return std::make_unique<Group>(cfg_); }
 

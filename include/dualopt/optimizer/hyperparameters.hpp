@@ -18,50 +18,60 @@ using HyperparameterRef = std::variant<double*, int*, std::size_t*, bool*>;
 template <class T>
 class GroupBase;
 
+// The values a hyperparameter may take, declared beside the field in its Config's
+// for_each_field (through visit_field). Every double must also be finite in the scalar type.
+enum class Constraint : unsigned char {
+  Any,          // any (finite) value
+  NonNegative,  // >= 0: learning rates, weight decay
+  Epsilon,      // >= 0 and normal in T: keeps v^(1/2) + eps away from 0 (0 / 0 for a zero gradient)
+  Beta,         // in [0, 1): a beta of 1 divides by zero in the bias corrections
+  BelowOne,     // < 1 (negative values may carry a meaning, e.g. SOAP's shampoo_beta)
+  Iterations,   // an int in [0, 100]: iteration counts
+  Period,       // an int >= 1: refresh periods
+};
+
+// How a Config hands one field to a visitor: f(name, field, constraint), or f(name, field) for
+// a visitor that takes no constraint (checkpoint code, user code written for two arguments).
+template <class F, class V>
+void visit_field(F& f, const char* name, V& field, Constraint c = Constraint::Any) {
+  if constexpr (std::is_invocable_v<F&, const char*, V&, Constraint>)
+    f(name, field, c);
+  else
+    f(name, field);
+}
+
 namespace detail {
-// A hyperparameter value no step can work with, by the Configs' field names ("" when all are
-// usable): non-finite numbers, negative rates, betas outside [0, 1) (1 divides by zero in the
-// bias corrections), iteration counts outside [0, 100], a refresh period below 1.
+// Why value v of hyperparameter `name` (of rule `rule`) is one no step can work with under its
+// constraint, or "" when it is usable.
+template <class T, class V>
+std::string field_problem(const char* rule, const char* name, const V& v, Constraint c) {
+  auto refuse = [&](const char* why) {
+    std::ostringstream os;
+    os << rule << " hyperparameter " << name << " = " << v << " " << why;
+    return os.str();
+  };
+  if constexpr (std::is_same_v<V, double>) {
+    if (!std::isfinite(v)) return refuse("is not finite");
+    if (!std::isfinite(T(v))) return refuse(std::is_same_v<T, float> ? "overflows float" : "overflows double");
+    if ((c == Constraint::NonNegative || c == Constraint::Epsilon) && v < 0) return refuse("is negative");
+    // An eps that is zero or subnormal in T cannot keep the denominator from 0, and its
+    // reciprocal could overflow.
+    if (c == Constraint::Epsilon && !(T(v) >= std::numeric_limits<T>::min()))
+      return refuse(std::is_same_v<T, float> ? "is zero or subnormal in float (use at least 1.2e-38)"
+                                             : "is zero or subnormal in double (use at least 2.3e-308)");
+    if (c == Constraint::Beta && !(v >= 0 && v < 1)) return refuse("is outside [0, 1)");
+    if (c == Constraint::BelowOne && v >= 1) return refuse("is not below 1");
+  } else if constexpr (std::is_same_v<V, int>) {
+    if (c == Constraint::Iterations && (v < 0 || v > 100)) return refuse("is outside [0, 100]");
+    if (c == Constraint::Period && v < 1) return refuse("is below 1");
+  }
+  return "";
+}
+
+// The first hyperparameter of g that no step can work with, as a message ("" when all are usable).
 template <class T>
 std::string config_problem(GroupBase<T>& g) {
-  std::string problem;
-  g.for_each_hyperparameter([&](const char* name, HyperparameterRef r) {
-    const std::string n = name;
-    auto refuse = [&](auto value, const char* why) {
-      if (!problem.empty()) return;
-      std::ostringstream os;
-      os << g.rule_name() << " hyperparameter " << n << " = " << value << " " << why;
-      problem = os.str();
-    };
-    if (const auto* d = std::get_if<double*>(&r)) {
-      const double v = **d;
-      const bool rate = n == "lr" || n == "eps" || n == "weight_decay";
-      const bool beta = n == "beta" || n == "beta1" || n == "beta2" || n == "offset_beta";
-      if (!std::isfinite(v))
-        refuse(v, "is not finite");
-      else if (!std::isfinite(T(v)))
-        refuse(v, std::is_same_v<T, float> ? "overflows float" : "overflows double");
-      else if (rate && v < 0)
-        refuse(v, "is negative");
-      else if (n == "eps" && !(T(v) >= std::numeric_limits<T>::min()))
-        // eps keeps v^(1/2) + eps away from 0 (a zero gradient would give 0 / 0); one that is
-        // zero or subnormal in T cannot, and its reciprocal could overflow.
-        refuse(v, std::is_same_v<T, float> ? "is zero or subnormal in float (use at least 1.2e-38)"
-                                          : "is zero or subnormal in double (use at least 2.3e-308)");
-      else if (beta && !(v >= 0 && v < 1))
-        refuse(v, "is outside [0, 1)");
-      else if (n == "shampoo_beta" && v >= 1)
-        refuse(v, "is not below 1");
-    } else if (const auto* i = std::get_if<int*>(&r)) {
-      const int v = **i;
-      const bool steps = n.size() >= 5 && n.compare(n.size() - 5, 5, "steps") == 0;
-      if (steps && (v < 0 || v > 100))
-        refuse(v, "is outside [0, 100]");
-      else if (n == "precondition_frequency" && v < 1)
-        refuse(v, "is below 1");
-    }
-  });
-  return problem;
+  return g.config_problem();
 }
 }  // namespace detail
 }  // namespace dualopt

@@ -1,6 +1,7 @@
 #pragma once
 // Adam's rule (PyTorch semantics): bias-corrected first and second moments,
 // direction mh / (sqrt(vh) + eps). Weight decay and lr belong to the pipeline.
+#include "../optimizer/hyperparameters.hpp"
 #include "../tensor.hpp"
 #include "moments.hpp"
 
@@ -16,15 +17,16 @@ struct AdamConfig {
   double weight_decay = 0.0;  // decoupled (AdamW); Adam in PyTorch couples it, we never do
   double offset_beta = 0.0;   // offset momentum wrapper, 0 = off
 
-  // Every field by name, for checkpoints: the names are part of the file format.
+  // Every field by name, for checkpoints (the names are part of the file format), with the
+  // values it may take.
   template <class F>
   void for_each_field(F&& f) {
-    f("lr", lr);
-    f("beta1", beta1);
-    f("beta2", beta2);
-    f("eps", eps);
-    f("weight_decay", weight_decay);
-    f("offset_beta", offset_beta);
+    visit_field(f, "lr", lr, Constraint::NonNegative);
+    visit_field(f, "beta1", beta1, Constraint::Beta);
+    visit_field(f, "beta2", beta2, Constraint::Beta);
+    visit_field(f, "eps", eps, Constraint::Epsilon);
+    visit_field(f, "weight_decay", weight_decay, Constraint::NonNegative);
+    visit_field(f, "offset_beta", offset_beta, Constraint::Beta);
   }
 };
 

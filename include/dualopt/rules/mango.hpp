@@ -3,6 +3,7 @@
 // optax-style `trace` momentum (no (1-b1)), with Nesterov. The reference also omits (1-b2);
 // `ema = true` gives the note's EMA form instead. After normalization the two forms differ
 // only through eps and on tensors with the null norm, where the reference step is larger.
+#include "../optimizer/hyperparameters.hpp"
 #include "../tensor.hpp"
 #include "moments.hpp"
 
@@ -21,17 +22,18 @@ struct MangoConfig {
   double offset_beta = 0.99;  // offset momentum, on by default
   // Newton-Schulz settings live in each tensor's norm (presets::mango_spectral: 6 steps).
 
-  // Every field by name, for checkpoints: the names are part of the file format.
+  // Every field by name, for checkpoints (the names are part of the file format), with the
+  // values it may take.
   template <class F>
   void for_each_field(F&& f) {
-    f("lr", lr);
-    f("beta1", beta1);
-    f("beta2", beta2);
-    f("eps", eps);
-    f("nesterov", nesterov);
-    f("ema", ema);
-    f("weight_decay", weight_decay);
-    f("offset_beta", offset_beta);
+    visit_field(f, "lr", lr, Constraint::NonNegative);
+    visit_field(f, "beta1", beta1, Constraint::Beta);
+    visit_field(f, "beta2", beta2, Constraint::Beta);
+    visit_field(f, "eps", eps, Constraint::Epsilon);
+    visit_field(f, "nesterov", nesterov);
+    visit_field(f, "ema", ema);
+    visit_field(f, "weight_decay", weight_decay, Constraint::NonNegative);
+    visit_field(f, "offset_beta", offset_beta, Constraint::Beta);
   }
 };
 

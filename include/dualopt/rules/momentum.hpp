@@ -1,6 +1,7 @@
 #pragma once
 // Heavy-ball momentum as an EMA, with Nesterov's look-ahead as Muon uses it:
 // B = b B + (1-b) G; D = nesterov ? (1-b) G + b B : B.
+#include "../optimizer/hyperparameters.hpp"
 #include "../tensor.hpp"
 
 #include <cstdint>
@@ -16,14 +17,15 @@ struct MuonConfig {
   double offset_beta = 0.0;
   // Newton-Schulz settings live in the norm: Muon::spectral() (5 quintic steps by default).
 
-  // Every field by name, for checkpoints: the names are part of the file format.
+  // Every field by name, for checkpoints (the names are part of the file format), with the
+  // values it may take.
   template <class F>
   void for_each_field(F&& f) {
-    f("lr", lr);
-    f("beta", beta);
-    f("nesterov", nesterov);
-    f("weight_decay", weight_decay);
-    f("offset_beta", offset_beta);
+    visit_field(f, "lr", lr, Constraint::NonNegative);
+    visit_field(f, "beta", beta, Constraint::Beta);
+    visit_field(f, "nesterov", nesterov);
+    visit_field(f, "weight_decay", weight_decay, Constraint::NonNegative);
+    visit_field(f, "offset_beta", offset_beta, Constraint::Beta);
   }
 };
 
