@@ -17,6 +17,10 @@ namespace dualopt::norms {
 
 struct Spectral {
   static constexpr const char* kName = "spectral";
+  // The scheduler's questions (see Norm): the map acts on the whole matrix, through Newton-Schulz
+  // (or an SVD): the long units of a step.
+  Eigen::Index independent_rows(Eigen::Index rows) const { return rows; }
+  bool iterative() const { return true; }
   linalg::NsSchedule schedule = linalg::NsSchedule::quintic(5);
   linalg::NsPrescale prescale = linalg::NsPrescale::Frobenius;
   double eps = 1e-7;

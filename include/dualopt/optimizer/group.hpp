@@ -4,7 +4,6 @@
 // here: the fused sweep for a null norm (step_range), rows through a norm's dual map
 // (step_rows), and whole tensors for rules that need them (step_tensor).
 #include "../norms/norm.hpp"
-#include "../norms/rows.hpp"
 #include "../tensor.hpp"
 #include "../workspace.hpp"
 #include "../wrappers/offset_momentum.hpp"
@@ -199,7 +198,7 @@ void Group<T, Rule>::step_rows(TensorSlot<T>& s, std::int64_t t, double schedule
     T* d = ws.direction_buffer(n);
     const typename Rule::template Kernel<T> rule(cfg_, states_[s.index], t);
     detail::for_each_direction<T>(rule, s.grad, begin, n, [d, begin](std::size_t i, T x) { d[i - begin] = x; });
-    detail::dualize_rows<T>(s.norm, d, row1 - row0, cols, detail::independent_rows(s.norm, s.shape), ws);
+    s.norm.template dualize_rows<T>(MatrixMap<T>(d, row1 - row0, cols), s.norm.independent_rows(s.shape), ws);
     update_from(s, d, begin, n, t, schedule);
   }
 }

@@ -6,12 +6,11 @@
 // so Muon on hidden matrices and AdamW on the rest live in one object and one step().
 //
 // This header is the optimizer class: registration, the public API and the step's order of
-// work. Its stages live beside it in optimizer/ and in norms/rows.hpp; save() and load() are
+// work. Its stages live beside it in optimizer/; save() and load() are
 // defined in checkpoint/save.hpp and checkpoint/load.hpp (dualopt/optimizer.hpp includes all).
 #include "../checkpoint/limits.hpp"
 #include "../error.hpp"
 #include "../norms/norm.hpp"
-#include "../norms/rows.hpp"
 #include "../schedule.hpp"
 #include "../span.hpp"
 #include "../tensor.hpp"

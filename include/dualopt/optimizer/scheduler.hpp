@@ -121,8 +121,8 @@ void Scheduler<T>::build_units(const Slots& slots, const Groups& groups, const s
     } else if (g.elementwise()) {
       // Blocks needing Newton-Schulz (e.g. the heads of a head-wise spectral norm) are a unit
       // each; cheap maps take as many whole blocks as fit in a chunk.
-      const Eigen::Index granule = independent_rows(s.norm, s.shape);
-      const bool polar = needs_polar(s.norm);
+      const Eigen::Index granule = s.norm.independent_rows(s.shape);
+      const bool polar = s.norm.iterative();
       const auto per_chunk = std::max<Eigen::Index>(1, Eigen::Index(kChunk) / (granule * cols));
       const Eigen::Index step = polar ? granule : granule * per_chunk;
       const double cost = polar ? polar_cost(double(granule), double(cols)) : 0.0;
