@@ -24,7 +24,7 @@
   KEYWORD template class dualopt::Group<T, dualopt::rules::LaProp>;   \
   KEYWORD template class dualopt::Group<T, dualopt::rules::Momentum>; \
   KEYWORD template class dualopt::Group<T, dualopt::rules::Mango>;    \
-  KEYWORD template class dualopt::Group<T, dualopt::rules::Soap>;     \
+  KEYWORD template class dualopt::Group<T, dualopt::rules::SoapMuon>; \
   KEYWORD template class dualopt::Optimizer<T>;                       \
   KEYWORD template class dualopt::detail::Scheduler<T>;               \
   KEYWORD template class dualopt::linalg::NewtonSchulz<T>;            \

@@ -9,7 +9,7 @@
 
 namespace dualopt {
 
-struct MuonConfig {
+struct MomentumConfig {
   double lr = 0.02;  // Keller Jordan's Muon defaults
   double beta = 0.95;
   bool nesterov = true;
@@ -28,11 +28,13 @@ struct MuonConfig {
     visit_field(f, "offset_beta", offset_beta, Constraint::Beta);
   }
 };
+// Muon is this rule with the spectral norm, so its config is this one.
+using MuonConfig = MomentumConfig;
 
 namespace rules {
 
 struct Momentum {
-  using Config = MuonConfig;
+  using Config = MomentumConfig;
   static constexpr const char* kName = "momentum";
   static constexpr bool kElementwise = true;
 
@@ -66,12 +68,12 @@ struct Momentum {
   // with the update (see rules/adam.hpp); tested against direction() in tests/test_kernels.cpp.
   template <class T>
   struct Kernel {
-    static constexpr bool kSqrt = false;  // post() alone, called with root = 0
+    static constexpr bool kSqrt = false;  // after_sqrt() alone, called with root = 0
     T beta;
     bool nesterov;
     T* buf;
     Kernel(const Config& c, State<T>& s, std::int64_t) : beta(T(c.beta)), nesterov(c.nesterov), buf(s.buf.data()) {}
-    T post(std::size_t i, T g, T) const {
+    T after_sqrt(std::size_t i, T g, T) const {
       buf[i] = beta * buf[i] + (T(1) - beta) * g;
       return nesterov ? (T(1) - beta) * g + beta * buf[i] : buf[i];
     }

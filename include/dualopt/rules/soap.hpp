@@ -56,7 +56,7 @@ struct SoapMuonConfig {
 
 namespace rules {
 
-struct Soap {
+struct SoapMuon {
   using Config = SoapMuonConfig;
   static constexpr const char* kName = "soap_muon";
   static constexpr bool kElementwise = false;
@@ -261,6 +261,8 @@ struct Soap {
     }
   }
 };
+
+using Soap = SoapMuon;  // the earlier name
 
 }  // namespace rules
 }  // namespace dualopt
