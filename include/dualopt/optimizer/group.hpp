@@ -158,7 +158,7 @@ class Group final : public GroupBase<T> {
  private:
   // f(update): the per-element update u = lr_t x rule scale x D -> offset momentum -> decay -> W -= u.
   template <class F>
-  void with_update(TensorSlot<T>& s, std::int64_t t, double schedule, F&& f) const {
+  void with_tensor_update(TensorSlot<T>& s, std::int64_t t, double schedule, F&& f) const {
     const double eta = cfg_.lr * schedule;
     double scale = eta;
     if constexpr (detail::has_lr_scale<Rule>::value) scale *= Rule::lr_scale(cfg_, t);
@@ -169,7 +169,7 @@ class Group final : public GroupBase<T> {
   // The update of elements [begin, begin + n) from a finished direction d (d[0] is element begin).
   void update_from(TensorSlot<T>& s, const T* d, std::size_t begin, std::size_t n, std::int64_t t,
                    double schedule) const {
-    with_update(s, t, schedule, [&](const auto& update) {
+    with_tensor_update(s, t, schedule, [&](const auto& update) {
       DUALOPT_SWEEP_SIMD
       for (std::size_t i = 0; i < n; ++i) update(begin + i, d[i]);
     });
@@ -184,7 +184,7 @@ void Group<T, Rule>::step_range(TensorSlot<T>& s, std::int64_t t, double schedul
                                 std::size_t end, Workspace<T>&) {
   if constexpr (Rule::kElementwise) {
     const typename Rule::template Kernel<T> rule(cfg_, states_[s.index], t);
-    with_update(s, t, schedule, [&](const auto& update) { detail::for_each_direction<T>(rule, s.grad, begin, end - begin, update); });
+    with_tensor_update(s, t, schedule, [&](const auto& update) { detail::for_each_direction<T>(rule, s.grad, begin, end - begin, update); });
   }
 }
 

@@ -75,7 +75,8 @@ struct has_prefetch<F, std::void_t<decltype(std::declval<const F&>().prefetch(st
     : std::true_type {};
 
 // Direction of elements [begin, begin + n) through a rule's Kernel (rules/*.hpp), handed to
-// f(i, d) element by element, a block at a time: pre() for the block, its square roots, post().
+// f(i, d) element by element, a block at a time: before_sqrt() for the block, its square roots,
+// after_sqrt().
 // f sees element i once, so the caller fuses its own use of d (the update, or a store).
 // The arrays a kernel touches never overlap (registration checks the trainer's buffers), which
 // `omp simd` states so that the loops vectorize without run-time alias checks.
@@ -94,13 +95,13 @@ void for_each_direction(const K& kernel, const T* g, std::size_t begin, std::siz
     if constexpr (has_prefetch<F>::value) f.prefetch(b, e);
     if constexpr (K::kSqrt) {
       DUALOPT_SWEEP_SIMD
-      for (std::size_t i = b; i < e; ++i) root[i - b] = k.pre(i, g[i]);
+      for (std::size_t i = b; i < e; ++i) root[i - b] = k.before_sqrt(i, g[i]);
       sqrt_in_place(root, e - b);
       DUALOPT_SWEEP_SIMD
-      for (std::size_t i = b; i < e; ++i) f(i, k.post(i, g[i], root[i - b]));
+      for (std::size_t i = b; i < e; ++i) f(i, k.after_sqrt(i, g[i], root[i - b]));
     } else {
       DUALOPT_SWEEP_SIMD
-      for (std::size_t i = b; i < e; ++i) f(i, k.post(i, g[i], T(0)));
+      for (std::size_t i = b; i < e; ++i) f(i, k.after_sqrt(i, g[i], T(0)));
     }
   }
 }

@@ -73,13 +73,13 @@ struct Adam {
     T* v;
     Kernel(const Config& c, State<T>& s, std::int64_t t) : k(c, t), m(s.m.data()), v(s.v.data()) {}
     // Element i of the tensor with gradient g: updates the moments, returns what needs a sqrt.
-    T pre(std::size_t i, T g) const {
+    T before_sqrt(std::size_t i, T g) const {
       m[i] = k.b1 * m[i] + (T(1) - k.b1) * g;
       v[i] = k.b2 * v[i] + (T(1) - k.b2) * (g * g);
       return v[i];
     }
-    // The direction, given root = sqrt(pre(i, g)).
-    T post(std::size_t i, T, T root) const { return (m[i] * k.inv_bc1) / (root * k.inv_sqrt_bc2 + k.eps); }
+    // The direction, given root = sqrt(before_sqrt(i, g)).
+    T after_sqrt(std::size_t i, T, T root) const { return (m[i] * k.inv_bc1) / (root * k.inv_sqrt_bc2 + k.eps); }
   };
 };
 

@@ -64,11 +64,11 @@ struct LaProp {
     T* m;
     T* v;
     Kernel(const Config& c, State<T>& s, std::int64_t t) : k(c, t), m(s.m.data()), v(s.v.data()) {}
-    T pre(std::size_t i, T g) const {
+    T before_sqrt(std::size_t i, T g) const {
       v[i] = k.b2 * v[i] + (T(1) - k.b2) * (g * g);
       return v[i];
     }
-    T post(std::size_t i, T g, T root) const {
+    T after_sqrt(std::size_t i, T g, T root) const {
       m[i] = k.b1 * m[i] + ((T(1) - k.b1) * g) / (root * k.inv_sqrt_bc2 + k.eps);
       return m[i] * k.inv_bc1;
     }

@@ -84,11 +84,11 @@ struct Mango {
     Kernel(const Config& c, State<T>& s, std::int64_t)
         : b1(T(c.beta1)), b2(T(c.beta2)), g_weight(c.ema ? T(1) - T(c.beta2) : T(1)),
           p_weight(c.ema ? T(1) - T(c.beta1) : T(1)), eps(T(c.eps)), nesterov(c.nesterov), m(s.m.data()), v(s.v.data()) {}
-    T pre(std::size_t i, T g) const {
+    T before_sqrt(std::size_t i, T g) const {
       v[i] = b2 * v[i] + g_weight * (g * g);
       return v[i];
     }
-    T post(std::size_t i, T g, T root) const {
+    T after_sqrt(std::size_t i, T g, T root) const {
       const T p = g / (root + eps);  // P, the preconditioned gradient
       m[i] = b1 * m[i] + p_weight * p;
       return nesterov ? p_weight * p + b1 * m[i] : m[i];
