@@ -119,4 +119,16 @@ T spectral_norm_exact(const M& m) {
   return T(std::sqrt(std::max(0.0, es.eigenvalues().maxCoeff())));
 }
 
+// The nuclear norm (sum of singular values) the same way: square roots of the Gram matrix's
+// eigenvalues, in double. A singular value s is off by about eps sigma_max^2 / s, a negligible
+// share of the sum; the SVD (linalg/polar.hpp's nuclear_norm) stays out of the norm headers.
+template <class T, class M>
+T nuclear_norm_gram(const M& m) {
+  if (m.size() == 0) return T(0);
+  const Eigen::MatrixXd d = m.template cast<double>();
+  const Eigen::MatrixXd gram = d.rows() < d.cols() ? Eigen::MatrixXd(d * d.transpose()) : Eigen::MatrixXd(d.transpose() * d);
+  Eigen::SelfAdjointEigenSolver<Eigen::MatrixXd> es(gram, Eigen::EigenvaluesOnly);
+  return T(es.eigenvalues().cwiseMax(0.0).cwiseSqrt().sum());
+}
+
 }  // namespace dualopt::linalg
