@@ -15,9 +15,6 @@ namespace dualopt {
 // so checkpoints can save and restore any rule's hyperparameters without knowing the rule.
 using HyperparameterRef = std::variant<double*, int*, std::size_t*, bool*>;
 
-template <class T>
-class GroupBase;
-
 // The values a hyperparameter may take, declared beside the field in its Config's
 // for_each_field (through visit_field). Every double must also be finite in the scalar type.
 enum class Constraint : unsigned char {
@@ -39,6 +36,21 @@ void visit_field(F& f, const char* name, V& field, Constraint c = Constraint::An
   else
     f(name, field);
 }
+
+// The fields of the step stage every rule shares, in every Config's checkpoint order: lr first,
+// then the rule's own fields, then decoupled weight decay and offset momentum.
+template <class F, class C>
+void visit_lr(F& f, C& c) {
+  visit_field(f, "lr", c.lr, Constraint::NonNegative);
+}
+template <class F, class C>
+void visit_decay_and_offset(F& f, C& c) {
+  visit_field(f, "weight_decay", c.weight_decay, Constraint::NonNegative);
+  visit_field(f, "offset_beta", c.offset_beta, Constraint::Beta);
+}
+
+template <class T>
+class GroupBase;
 
 namespace detail {
 // Why value v of hyperparameter `name` (of rule `rule`) is one no step can work with under its

@@ -17,16 +17,11 @@ struct AdamConfig {
   double weight_decay = 0.0;  // decoupled (AdamW); Adam in PyTorch couples it, we never do
   double offset_beta = 0.0;   // offset momentum wrapper, 0 = off
 
-  // Every field by name, for checkpoints (the names are part of the file format), with the
-  // values it may take.
+  // Every field by name with the values it may take (rules/moments.hpp): the names are part of
+  // the checkpoint format.
   template <class F>
   void for_each_field(F&& f) {
-    visit_field(f, "lr", lr, Constraint::NonNegative);
-    visit_field(f, "beta1", beta1, Constraint::Beta);
-    visit_field(f, "beta2", beta2, Constraint::Beta);
-    visit_field(f, "eps", eps, Constraint::Epsilon);
-    visit_field(f, "weight_decay", weight_decay, Constraint::NonNegative);
-    visit_field(f, "offset_beta", offset_beta, Constraint::Beta);
+    rules::visit_moment_config(f, *this);
   }
 };
 

@@ -17,16 +17,10 @@ struct LaPropConfig {
   double weight_decay = 0.0;
   double offset_beta = 0.0;
 
-  // Every field by name, for checkpoints (the names are part of the file format), with the
-  // values it may take.
+  // Every field by name, as Adam's (the same names and constraints, in checkpoint order).
   template <class F>
   void for_each_field(F&& f) {
-    visit_field(f, "lr", lr, Constraint::NonNegative);
-    visit_field(f, "beta1", beta1, Constraint::Beta);
-    visit_field(f, "beta2", beta2, Constraint::Beta);
-    visit_field(f, "eps", eps, Constraint::Epsilon);
-    visit_field(f, "weight_decay", weight_decay, Constraint::NonNegative);
-    visit_field(f, "offset_beta", offset_beta, Constraint::Beta);
+    rules::visit_moment_config(f, *this);
   }
 };
 

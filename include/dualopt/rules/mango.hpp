@@ -26,14 +26,11 @@ struct MangoConfig {
   // values it may take.
   template <class F>
   void for_each_field(F&& f) {
-    visit_field(f, "lr", lr, Constraint::NonNegative);
-    visit_field(f, "beta1", beta1, Constraint::Beta);
-    visit_field(f, "beta2", beta2, Constraint::Beta);
-    visit_field(f, "eps", eps, Constraint::Epsilon);
+    visit_lr(f, *this);
+    rules::visit_moment_fields(f, *this);
     visit_field(f, "nesterov", nesterov);
     visit_field(f, "ema", ema);
-    visit_field(f, "weight_decay", weight_decay, Constraint::NonNegative);
-    visit_field(f, "offset_beta", offset_beta, Constraint::Beta);
+    visit_decay_and_offset(f, *this);
   }
 };
 

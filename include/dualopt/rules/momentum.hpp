@@ -21,11 +21,10 @@ struct MomentumConfig {
   // values it may take.
   template <class F>
   void for_each_field(F&& f) {
-    visit_field(f, "lr", lr, Constraint::NonNegative);
+    visit_lr(f, *this);
     visit_field(f, "beta", beta, Constraint::Beta);
     visit_field(f, "nesterov", nesterov);
-    visit_field(f, "weight_decay", weight_decay, Constraint::NonNegative);
-    visit_field(f, "offset_beta", offset_beta, Constraint::Beta);
+    visit_decay_and_offset(f, *this);
   }
 };
 // Muon is this rule with the spectral norm, so its config is this one.

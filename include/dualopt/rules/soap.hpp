@@ -38,7 +38,7 @@ struct SoapMuonConfig {
   // values it may take.
   template <class F>
   void for_each_field(F&& f) {
-    visit_field(f, "lr", lr, Constraint::NonNegative);
+    visit_lr(f, *this);
     visit_field(f, "beta1", beta1, Constraint::Beta);
     visit_field(f, "beta2", beta2, Constraint::Beta);
     visit_field(f, "shampoo_beta", shampoo_beta, Constraint::BelowOne);
@@ -49,8 +49,7 @@ struct SoapMuonConfig {
     visit_field(f, "cubic_steps", cubic_steps, Constraint::Iterations);
     visit_field(f, "sqrt_correction", sqrt_correction);
     visit_field(f, "max_precond_dim", max_precond_dim);
-    visit_field(f, "weight_decay", weight_decay, Constraint::NonNegative);
-    visit_field(f, "offset_beta", offset_beta, Constraint::Beta);
+    visit_decay_and_offset(f, *this);
   }
 };
 
