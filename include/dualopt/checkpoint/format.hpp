@@ -71,7 +71,7 @@
 //   set it after load(). A restored hyperparameter that would change a tensor's state layout
 //   (offset momentum switched on or off, SOAP's rotation switched by max_precond_dim) is refused,
 //   because the buffers would no longer fit the rule, and so is a value no step can use (a
-//   beta of 1, a SOAP refresh period of 0: detail::config_problem), which save() also refuses.
+//   beta of 1, a SOAP refresh period of 0: each field's Constraint), which save() also refuses.
 // - Checked, not restored: each tensor's norm settings (Newton-Schulz schedule, prescale, eps),
 //   which belong to the registration, like the shape.
 // - Not in the checkpoint: parameters; the non-finite policy and thread count (neither changes
