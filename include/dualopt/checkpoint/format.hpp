@@ -1,4 +1,6 @@
 #pragma once
+// The checkpoint format: its layout, constants, field codec and state-value check (save.hpp and
+// load.hpp write and read it).
 // ---------------------------------------------------------------------------------------------
 // dualopt checkpoint format, version 2 (version 1 is read too: see below)
 // ---------------------------------------------------------------------------------------------
