@@ -130,9 +130,14 @@ class Group final : public GroupBase<T> {
   }
   std::string config_problem() override {
     std::string problem;
-    cfg_.for_each_field([&](const char* name, auto& field, Constraint c = Constraint::Any) {
+    auto check = [&](const char* name, auto& field, Constraint c = Constraint::Any) {
       if (problem.empty()) problem = detail::field_problem<T>(Rule::kName, name, field, c);
-    });
+    };
+    cfg_.for_each_field(check);
+    // The step stage's own fields, which every Config has: checked here too, so that a rule
+    // whose for_each_field declares no constraints still gets them.
+    visit_lr(check, cfg_);
+    visit_decay_and_offset(check, cfg_);
     return problem;
   }
   std::unique_ptr<GroupBase<T>> empty_clone() const override { return std::make_unique<Group>(cfg_); }
