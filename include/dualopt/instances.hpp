@@ -24,8 +24,9 @@
   KEYWORD template class dualopt::Group<T, dualopt::rules::LaProp>;   \
   KEYWORD template class dualopt::Group<T, dualopt::rules::Momentum>; \
   KEYWORD template class dualopt::Group<T, dualopt::rules::Mango>;    \
-  KEYWORD template class dualopt::Group<T, dualopt::rules::Soap>;     \
+  KEYWORD template class dualopt::Group<T, dualopt::rules::SoapMuon>; \
   KEYWORD template class dualopt::Optimizer<T>;                       \
+  KEYWORD template class dualopt::detail::Scheduler<T>;               \
   KEYWORD template class dualopt::linalg::NewtonSchulz<T>;            \
   KEYWORD template void dualopt::linalg::polar_factor<T>(dualopt::MatrixMap<T>);      \
   KEYWORD template void dualopt::norms::Norm::dualize<T>(dualopt::MatrixMap<T>, dualopt::Workspace<T>&) const; \

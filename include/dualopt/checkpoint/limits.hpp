@@ -1,5 +1,5 @@
 #pragma once
-// The checkpoint format's limits (checkpoint.hpp), in their own header so that registration
+// The checkpoint format's limits (checkpoint/format.hpp), in their own header so that registration
 // can refuse what save() could not write.
 #include <cstdint>
 

@@ -107,16 +107,32 @@ double spectral_norm_lanczos(const M& m, SpectralNormWorkspace<T>& ws, double to
   return std::sqrt(theta);
 }
 
+// The eigenvalues of m's smaller Gram matrix (m m^T or m^T m), in double whatever T is, each
+// clamped at 0: the squared singular values, to a relative error of a few eps of the largest.
+template <class M>
+Eigen::VectorXd gram_eigenvalues(const M& m) {
+  const Eigen::MatrixXd d = m.template cast<double>();
+  const Eigen::MatrixXd gram = d.rows() < d.cols() ? Eigen::MatrixXd(d * d.transpose()) : Eigen::MatrixXd(d.transpose() * d);
+  Eigen::SelfAdjointEigenSolver<Eigen::MatrixXd> es(gram, Eigen::EigenvaluesOnly);
+  return es.eigenvalues().cwiseMax(0.0);
+}
+
 // sigma_max^2 is the Gram matrix's largest eigenvalue, which a symmetric eigensolver gets to a
 // relative error of a few eps (in double, whatever T is). Cheaper to build and to run than an
 // SVD, which the optimizer headers therefore never instantiate; too slow for every step.
 template <class T, class M>
 T spectral_norm_exact(const M& m) {
   if (m.size() == 0) return T(0);
-  const Eigen::MatrixXd d = m.template cast<double>();
-  const Eigen::MatrixXd gram = d.rows() < d.cols() ? Eigen::MatrixXd(d * d.transpose()) : Eigen::MatrixXd(d.transpose() * d);
-  Eigen::SelfAdjointEigenSolver<Eigen::MatrixXd> es(gram, Eigen::EigenvaluesOnly);
-  return T(std::sqrt(std::max(0.0, es.eigenvalues().maxCoeff())));
+  return T(std::sqrt(gram_eigenvalues(m).maxCoeff()));
+}
+
+// The nuclear norm (sum of singular values) the same way. A singular value s is off by about
+// eps sigma_max^2 / s, a negligible share of the sum; the SVD (linalg/polar.hpp's nuclear_norm)
+// stays out of the norm headers.
+template <class T, class M>
+T nuclear_norm_gram(const M& m) {
+  if (m.size() == 0) return T(0);
+  return T(gram_eigenvalues(m).cwiseSqrt().sum());
 }
 
 }  // namespace dualopt::linalg

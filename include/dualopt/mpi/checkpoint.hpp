@@ -1,6 +1,6 @@
 #pragma once
 // Checkpoints of a sharded optimizer (dualopt/mpi.hpp, which includes this header).
-//  - save/load: one file in the plain checkpoint format (checkpoint.hpp). save() gathers every
+//  - save/load: one file in the plain checkpoint format (checkpoint/format.hpp). save() gathers every
 //    rank's state pieces to rank 0, which assembles the whole optimizer's state and writes it;
 //    load() has rank 0 read the file and broadcast it, and each rank keeps its own pieces. The
 //    file is the plain optimizer's, so any world size (and a plain optimizer) can resume from it.

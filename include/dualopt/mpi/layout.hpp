@@ -55,8 +55,8 @@ inline Units units_of(const TensorInfo& t) {
   if (!t.elementwise_rule)
     return {t.shape.numel(), true, std::max(1.0, double(t.shape.batch()) * polar(double(rows), double(cols)))};
   if (t.norm.is_null()) return {1, false, 0};
-  const auto granule = std::size_t(dualopt::detail::independent_rows(t.norm, t.shape));
-  const bool heavy = dualopt::detail::needs_polar(t.norm);
+  const auto granule = std::size_t(t.norm.independent_rows(t.shape));
+  const bool heavy = t.norm.iterative();
   return {granule * cols, heavy, heavy ? polar(double(granule), double(cols)) : 0.0};
 }
 

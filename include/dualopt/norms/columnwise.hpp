@@ -8,6 +8,9 @@ namespace dualopt::norms {
 
 struct ColL2 {
   static constexpr const char* kName = "columnwise_l2";
+  // The scheduler's questions (see Norm): the map acts on the whole matrix, with no iteration.
+  Eigen::Index independent_rows(Eigen::Index rows) const { return rows; }
+  bool iterative() const { return false; }
   template <class T>
   void dualize(MatrixMap<T> m, Workspace<T>&) const {
     for (Eigen::Index j = 0; j < m.cols(); ++j) {

@@ -17,8 +17,15 @@ struct HeadWise {
   std::shared_ptr<const Norm> inner;
   std::size_t blocks = 1;
 
+  // The scheduler's questions: each block is mapped apart; iterative as the inner norm is.
+  Eigen::Index independent_rows(Eigen::Index rows) const { return rows / Eigen::Index(blocks); }
+  bool iterative() const;
+
   template <class T>
   void dualize(MatrixMap<T> m, Workspace<T>& ws) const;
+  // The dual map of whole blocks of block_rows rows each (m may be some of the matrix's blocks).
+  template <class T>
+  void dualize_blocks(MatrixMap<T> m, Eigen::Index block_rows, Workspace<T>& ws) const;
   template <class T>
   T norm(const ConstMatrixMap<T>& m) const;
   template <class T>

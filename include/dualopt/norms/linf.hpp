@@ -8,6 +8,9 @@ namespace dualopt::norms {
 
 struct Linf {
   static constexpr const char* kName = "linf";
+  // The scheduler's questions (see Norm): each row is mapped apart, with no iteration.
+  Eigen::Index independent_rows(Eigen::Index) const { return 1; }
+  bool iterative() const { return false; }
   template <class T>
   void dualize(MatrixMap<T> m, Workspace<T>&) const {
     m = m.array().sign().matrix();  // sign(0) = 0 keeps a zero block zero

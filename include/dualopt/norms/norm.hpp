@@ -41,6 +41,20 @@ class Norm {
   T norm(const ConstMatrixMap<T>& m) const;
   template <class T>
   T dual_norm(const ConstMatrixMap<T>& m) const;
+  // The dual map of some whole blocks of independent_rows() rows of one matrix: m is those rows.
+  template <class T>
+  void dualize_rows(MatrixMap<T> m, Eigen::Index block_rows, Workspace<T>& ws) const;
+
+  // What the step's scheduler asks. Rows of one matrix of `shape` that the dual map treats apart
+  // from all others, so the matrix may be cut at multiples of them: 1 for elementwise and
+  // row-wise maps, a block for a head-wise split, all rows for whole-matrix maps.
+  Eigen::Index independent_rows(const Shape& shape) const {
+    return std::visit([&](const auto& n) { return n.independent_rows(shape.rows()); }, v_);
+  }
+  // Whether the dual map runs Newton-Schulz or an SVD: those units are the long ones.
+  bool iterative() const {
+    return std::visit([](const auto& n) { return n.iterative(); }, v_);
+  }
 
  private:
   // Declared above name(), which calls it from a generic lambda: declared below it, clang 14
@@ -164,12 +178,26 @@ T Norm::dual_norm(const ConstMatrixMap<T>& m) const {
   return std::visit([&](const auto& n) { return n.template dual_norm<T>(m); }, v_);
 }
 
+template <class T>
+void Norm::dualize_rows(MatrixMap<T> m, Eigen::Index block_rows, Workspace<T>& ws) const {
+  if (const auto* h = std::get_if<HeadWise>(&v_))
+    h->dualize_blocks<T>(m, block_rows, ws);
+  else
+    dualize<T>(m, ws);
+}
+
+inline bool HeadWise::iterative() const { return inner->iterative(); }
+
 // Each block is a view of `rows / blocks` consecutive rows; the row-major buffer makes a
 // block contiguous, so it is itself a row-major map.
 template <class T>
+void HeadWise::dualize_blocks(MatrixMap<T> m, Eigen::Index block_rows, Workspace<T>& ws) const {
+  for (Eigen::Index r = 0; r < m.rows(); r += block_rows)
+    inner->dualize<T>(MatrixMap<T>(m.data() + r * m.cols(), block_rows, m.cols()), ws);
+}
+template <class T>
 void HeadWise::dualize(MatrixMap<T> m, Workspace<T>& ws) const {
-  const Eigen::Index r = m.rows() / Eigen::Index(blocks);
-  for (std::size_t b = 0; b < blocks; ++b) inner->dualize<T>(MatrixMap<T>(m.data() + b * r * m.cols(), r, m.cols()), ws);
+  dualize_blocks<T>(m, independent_rows(m.rows()), ws);
 }
 template <class T>
 T HeadWise::norm(const ConstMatrixMap<T>& m) const {

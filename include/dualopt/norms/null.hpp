@@ -9,6 +9,9 @@ namespace dualopt::norms {
 
 struct Null {
   static constexpr const char* kName = "null";
+  // The scheduler's questions (see Norm): each row is mapped apart, with no iteration.
+  Eigen::Index independent_rows(Eigen::Index) const { return 1; }
+  bool iterative() const { return false; }
   template <class T>
   void dualize(MatrixMap<T>, Workspace<T>&) const {}
   template <class T>

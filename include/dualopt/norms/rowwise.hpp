@@ -9,6 +9,9 @@ namespace dualopt::norms {
 
 struct RowL2 {
   static constexpr const char* kName = "rowwise_l2";
+  // The scheduler's questions (see Norm): each row is mapped apart, with no iteration.
+  Eigen::Index independent_rows(Eigen::Index) const { return 1; }
+  bool iterative() const { return false; }
   template <class T>
   void dualize(MatrixMap<T> m, Workspace<T>&) const {
     for (Eigen::Index i = 0; i < m.rows(); ++i) {

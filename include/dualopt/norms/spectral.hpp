@@ -1,10 +1,10 @@
 #pragma once
 // Spectral (operator) norm: the dual map is the polar factor U V^T, the dual norm the nuclear
 // norm. Newton-Schulz approximates the polar factor (singular values land in the schedule's
-// band, not exactly at 1); exact_spectral.hpp swaps in the SVD instead. The references scale by
+// band, not exactly at 1); exact_spectral.hpp swaps in the SVD instead, and is the only norm
+// header that includes Eigen's SVD (this one never does). The references scale by
 // sqrt(max(1, rows/cols)) so that tall matrices get RMS-matched updates; `shape_scale` toggles it.
 #include "../linalg/newton_schulz.hpp"
-#include "../linalg/polar.hpp"
 #include "../linalg/spectral_norm.hpp"
 #include "../tensor.hpp"
 #include "../workspace.hpp"
@@ -17,6 +17,10 @@ namespace dualopt::norms {
 
 struct Spectral {
   static constexpr const char* kName = "spectral";
+  // The scheduler's questions (see Norm): the map acts on the whole matrix, through Newton-Schulz
+  // (or an SVD): the long units of a step.
+  Eigen::Index independent_rows(Eigen::Index rows) const { return rows; }
+  bool iterative() const { return true; }
   linalg::NsSchedule schedule = linalg::NsSchedule::quintic(5);
   linalg::NsPrescale prescale = linalg::NsPrescale::Frobenius;
   double eps = 1e-7;
@@ -51,7 +55,7 @@ struct Spectral {
   }
   template <class T>
   T dual_norm(const ConstMatrixMap<T>& m) const {
-    return linalg::nuclear_norm<T>(m);
+    return linalg::nuclear_norm_gram<T>(m);
   }
 };
 

@@ -2,25 +2,15 @@
 // Adam and AdamW: the Adam rule with the null norm. AdamW differs only in its default decay.
 #include "../optimizer.hpp"
 #include "../rules/adam.hpp"
+#include "single_rule.hpp"
 
 namespace dualopt {
 
 template <class T>
-class Adam : public Optimizer<T> {
+class Adam : public SingleRuleOptimizer<T, rules::Adam> {
  public:
-  explicit Adam(AdamConfig config = {}) { main_ = this->template add_group<rules::Adam>(config); }
+  explicit Adam(AdamConfig config = {}) : SingleRuleOptimizer<T, rules::Adam>(config) {}
   std::string kind() const override { return "adam"; }
-  void add(const std::string& name, T* param, T* grad, const Shape& shape, norms::Norm norm = norms::null()) {
-    this->add_to_group(main_, name, param, grad, shape, std::move(norm));
-  }
-  // The checked form: buffers with their lengths, which must equal the shape's element count.
-  void add(const std::string& name, Span<T> param, Span<T> grad, const Shape& shape, norms::Norm norm = norms::null()) {
-    this->add_to_group(main_, name, param, grad, shape, std::move(norm));
-  }
-  AdamConfig& config() { return this->template group_config<rules::Adam>(main_); }
-
- private:
-  typename Optimizer<T>::GroupId main_;
 };
 
 inline AdamConfig adamw_defaults() {

@@ -3,25 +3,15 @@
 // with one global learning rate. Pick norms by hand or with presets::mango_*_norm().
 #include "../optimizer.hpp"
 #include "../rules/mango.hpp"
+#include "single_rule.hpp"
 
 namespace dualopt {
 
 template <class T>
-class Mango : public Optimizer<T> {
+class Mango : public SingleRuleOptimizer<T, rules::Mango, true> {
  public:
-  explicit Mango(MangoConfig config = {}) { main_ = this->template add_group<rules::Mango>(config); }
+  explicit Mango(MangoConfig config = {}) : SingleRuleOptimizer<T, rules::Mango, true>(config) {}
   std::string kind() const override { return "mango"; }
-  void add(const std::string& name, T* param, T* grad, const Shape& shape, norms::Norm norm) {
-    this->add_to_group(main_, name, param, grad, shape, std::move(norm));
-  }
-  // The checked form: buffers with their lengths, which must equal the shape's element count.
-  void add(const std::string& name, Span<T> param, Span<T> grad, const Shape& shape, norms::Norm norm) {
-    this->add_to_group(main_, name, param, grad, shape, std::move(norm));
-  }
-  MangoConfig& config() { return this->template group_config<rules::Mango>(main_); }
-
- private:
-  typename Optimizer<T>::GroupId main_;
 };
 
 }  // namespace dualopt

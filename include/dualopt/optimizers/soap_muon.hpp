@@ -10,7 +10,7 @@ template <class T>
 class SoapMuon : public WithAuxAdamW<T> {
  public:
   explicit SoapMuon(SoapMuonConfig config = {}, AdamConfig aux = aux_adamw_defaults()) {
-    main_ = this->template add_group<rules::Soap>(config);
+    main_ = this->template add_group<rules::SoapMuon>(config);
     this->make_aux(aux);
   }
   std::string kind() const override { return "soap_muon"; }
@@ -21,7 +21,7 @@ class SoapMuon : public WithAuxAdamW<T> {
   void add(const std::string& name, Span<T> param, Span<T> grad, const Shape& shape) {
     this->add_to_group(main_, name, param, grad, shape, norms::null());
   }
-  SoapMuonConfig& config() { return this->template group_config<rules::Soap>(main_); }
+  SoapMuonConfig& config() { return this->template group_config<rules::SoapMuon>(main_); }
 
  private:
   typename Optimizer<T>::GroupId main_;

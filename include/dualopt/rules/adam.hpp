@@ -1,6 +1,7 @@
 #pragma once
 // Adam's rule (PyTorch semantics): bias-corrected first and second moments,
 // direction mh / (sqrt(vh) + eps). Weight decay and lr belong to the pipeline.
+#include "../optimizer/hyperparameters.hpp"
 #include "../tensor.hpp"
 #include "moments.hpp"
 
@@ -16,15 +17,11 @@ struct AdamConfig {
   double weight_decay = 0.0;  // decoupled (AdamW); Adam in PyTorch couples it, we never do
   double offset_beta = 0.0;   // offset momentum wrapper, 0 = off
 
-  // Every field by name, for checkpoints: the names are part of the file format.
+  // Every field by name with the values it may take (rules/moments.hpp): the names are part of
+  // the checkpoint format.
   template <class F>
   void for_each_field(F&& f) {
-    f("lr", lr);
-    f("beta1", beta1);
-    f("beta2", beta2);
-    f("eps", eps);
-    f("weight_decay", weight_decay);
-    f("offset_beta", offset_beta);
+    rules::visit_moment_config(f, *this);
   }
 };
 
@@ -71,13 +68,13 @@ struct Adam {
     T* v;
     Kernel(const Config& c, State<T>& s, std::int64_t t) : k(c, t), m(s.m.data()), v(s.v.data()) {}
     // Element i of the tensor with gradient g: updates the moments, returns what needs a sqrt.
-    T pre(std::size_t i, T g) const {
+    T before_sqrt(std::size_t i, T g) const {
       m[i] = k.b1 * m[i] + (T(1) - k.b1) * g;
       v[i] = k.b2 * v[i] + (T(1) - k.b2) * (g * g);
       return v[i];
     }
-    // The direction, given root = sqrt(pre(i, g)).
-    T post(std::size_t i, T, T root) const { return (m[i] * k.inv_bc1) / (root * k.inv_sqrt_bc2 + k.eps); }
+    // The direction, given root = sqrt(before_sqrt(i, g)).
+    T after_sqrt(std::size_t i, T, T root) const { return (m[i] * k.inv_bc1) / (root * k.inv_sqrt_bc2 + k.eps); }
   };
 };
 

@@ -1,6 +1,7 @@
 #pragma once
 // LaProp (Ziyin et al., arXiv:2002.04839): normalize the gradient by the second moment first,
 // then take momentum of the normalized gradient, so momentum and adaptivity are decoupled.
+#include "../optimizer/hyperparameters.hpp"
 #include "../tensor.hpp"
 #include "moments.hpp"
 
@@ -16,15 +17,10 @@ struct LaPropConfig {
   double weight_decay = 0.0;
   double offset_beta = 0.0;
 
-  // Every field by name, for checkpoints: the names are part of the file format.
+  // Every field by name, as Adam's (the same names and constraints, in checkpoint order).
   template <class F>
   void for_each_field(F&& f) {
-    f("lr", lr);
-    f("beta1", beta1);
-    f("beta2", beta2);
-    f("eps", eps);
-    f("weight_decay", weight_decay);
-    f("offset_beta", offset_beta);
+    rules::visit_moment_config(f, *this);
   }
 };
 
@@ -62,11 +58,11 @@ struct LaProp {
     T* m;
     T* v;
     Kernel(const Config& c, State<T>& s, std::int64_t t) : k(c, t), m(s.m.data()), v(s.v.data()) {}
-    T pre(std::size_t i, T g) const {
+    T before_sqrt(std::size_t i, T g) const {
       v[i] = k.b2 * v[i] + (T(1) - k.b2) * (g * g);
       return v[i];
     }
-    T post(std::size_t i, T g, T root) const {
+    T after_sqrt(std::size_t i, T g, T root) const {
       m[i] = k.b1 * m[i] + ((T(1) - k.b1) * g) / (root * k.inv_sqrt_bc2 + k.eps);
       return m[i] * k.inv_bc1;
     }

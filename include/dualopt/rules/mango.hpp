@@ -3,6 +3,7 @@
 // optax-style `trace` momentum (no (1-b1)), with Nesterov. The reference also omits (1-b2);
 // `ema = true` gives the note's EMA form instead. After normalization the two forms differ
 // only through eps and on tensors with the null norm, where the reference step is larger.
+#include "../optimizer/hyperparameters.hpp"
 #include "../tensor.hpp"
 #include "moments.hpp"
 
@@ -21,17 +22,15 @@ struct MangoConfig {
   double offset_beta = 0.99;  // offset momentum, on by default
   // Newton-Schulz settings live in each tensor's norm (presets::mango_spectral: 6 steps).
 
-  // Every field by name, for checkpoints: the names are part of the file format.
+  // Every field by name, for checkpoints (the names are part of the file format), with the
+  // values it may take.
   template <class F>
   void for_each_field(F&& f) {
-    f("lr", lr);
-    f("beta1", beta1);
-    f("beta2", beta2);
-    f("eps", eps);
-    f("nesterov", nesterov);
-    f("ema", ema);
-    f("weight_decay", weight_decay);
-    f("offset_beta", offset_beta);
+    visit_lr(f, *this);
+    rules::visit_moment_fields(f, *this);
+    visit_field(f, "nesterov", nesterov);
+    visit_field(f, "ema", ema);
+    visit_decay_and_offset(f, *this);
   }
 };
 
@@ -82,11 +81,11 @@ struct Mango {
     Kernel(const Config& c, State<T>& s, std::int64_t)
         : b1(T(c.beta1)), b2(T(c.beta2)), g_weight(c.ema ? T(1) - T(c.beta2) : T(1)),
           p_weight(c.ema ? T(1) - T(c.beta1) : T(1)), eps(T(c.eps)), nesterov(c.nesterov), m(s.m.data()), v(s.v.data()) {}
-    T pre(std::size_t i, T g) const {
+    T before_sqrt(std::size_t i, T g) const {
       v[i] = b2 * v[i] + g_weight * (g * g);
       return v[i];
     }
-    T post(std::size_t i, T g, T root) const {
+    T after_sqrt(std::size_t i, T g, T root) const {
       const T p = g / (root + eps);  // P, the preconditioned gradient
       m[i] = b1 * m[i] + p_weight * p;
       return nesterov ? p_weight * p + b1 * m[i] : m[i];

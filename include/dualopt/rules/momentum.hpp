@@ -1,6 +1,7 @@
 #pragma once
 // Heavy-ball momentum as an EMA, with Nesterov's look-ahead as Muon uses it:
 // B = b B + (1-b) G; D = nesterov ? (1-b) G + b B : B.
+#include "../optimizer/hyperparameters.hpp"
 #include "../tensor.hpp"
 
 #include <cstdint>
@@ -8,7 +9,7 @@
 
 namespace dualopt {
 
-struct MuonConfig {
+struct MomentumConfig {
   double lr = 0.02;  // Keller Jordan's Muon defaults
   double beta = 0.95;
   bool nesterov = true;
@@ -16,21 +17,23 @@ struct MuonConfig {
   double offset_beta = 0.0;
   // Newton-Schulz settings live in the norm: Muon::spectral() (5 quintic steps by default).
 
-  // Every field by name, for checkpoints: the names are part of the file format.
+  // Every field by name, for checkpoints (the names are part of the file format), with the
+  // values it may take.
   template <class F>
   void for_each_field(F&& f) {
-    f("lr", lr);
-    f("beta", beta);
-    f("nesterov", nesterov);
-    f("weight_decay", weight_decay);
-    f("offset_beta", offset_beta);
+    visit_lr(f, *this);
+    visit_field(f, "beta", beta, Constraint::Beta);
+    visit_field(f, "nesterov", nesterov);
+    visit_decay_and_offset(f, *this);
   }
 };
+// Muon is this rule with the spectral norm, so its config is this one.
+using MuonConfig = MomentumConfig;
 
 namespace rules {
 
 struct Momentum {
-  using Config = MuonConfig;
+  using Config = MomentumConfig;
   static constexpr const char* kName = "momentum";
   static constexpr bool kElementwise = true;
 
@@ -64,12 +67,12 @@ struct Momentum {
   // with the update (see rules/adam.hpp); tested against direction() in tests/test_kernels.cpp.
   template <class T>
   struct Kernel {
-    static constexpr bool kSqrt = false;  // post() alone, called with root = 0
+    static constexpr bool kSqrt = false;  // after_sqrt() alone, called with root = 0
     T beta;
     bool nesterov;
     T* buf;
     Kernel(const Config& c, State<T>& s, std::int64_t) : beta(T(c.beta)), nesterov(c.nesterov), buf(s.buf.data()) {}
-    T post(std::size_t i, T g, T) const {
+    T after_sqrt(std::size_t i, T g, T) const {
       buf[i] = beta * buf[i] + (T(1) - beta) * g;
       return nesterov ? (T(1) - beta) * g + beta * buf[i] : buf[i];
     }

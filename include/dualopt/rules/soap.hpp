@@ -6,6 +6,7 @@
 #include "../linalg/eigenbasis.hpp"
 #include "../linalg/newton_schulz.hpp"
 #include "../error.hpp"
+#include "../optimizer/hyperparameters.hpp"
 #include "../tensor.hpp"
 #include "../workspace.hpp"
 
@@ -33,28 +34,28 @@ struct SoapMuonConfig {
   double weight_decay = 0.0;
   double offset_beta = 0.0;
 
-  // Every field by name, for checkpoints: the names are part of the file format.
+  // Every field by name, for checkpoints (the names are part of the file format), with the
+  // values it may take.
   template <class F>
   void for_each_field(F&& f) {
-    f("lr", lr);
-    f("beta1", beta1);
-    f("beta2", beta2);
-    f("shampoo_beta", shampoo_beta);
-    f("eps", eps);
-    f("nesterov", nesterov);
-    f("precondition_frequency", precondition_frequency);
-    f("ns_steps", ns_steps);
-    f("cubic_steps", cubic_steps);
-    f("sqrt_correction", sqrt_correction);
-    f("max_precond_dim", max_precond_dim);
-    f("weight_decay", weight_decay);
-    f("offset_beta", offset_beta);
+    visit_lr(f, *this);
+    visit_field(f, "beta1", beta1, Constraint::Beta);
+    visit_field(f, "beta2", beta2, Constraint::Beta);
+    visit_field(f, "shampoo_beta", shampoo_beta, Constraint::BelowOne);
+    visit_field(f, "eps", eps, Constraint::Epsilon);
+    visit_field(f, "nesterov", nesterov);
+    visit_field(f, "precondition_frequency", precondition_frequency, Constraint::Period);
+    visit_field(f, "ns_steps", ns_steps, Constraint::Iterations);
+    visit_field(f, "cubic_steps", cubic_steps, Constraint::Iterations);
+    visit_field(f, "sqrt_correction", sqrt_correction);
+    visit_field(f, "max_precond_dim", max_precond_dim);
+    visit_decay_and_offset(f, *this);
   }
 };
 
 namespace rules {
 
-struct Soap {
+struct SoapMuon {
   using Config = SoapMuonConfig;
   static constexpr const char* kName = "soap_muon";
   static constexpr bool kElementwise = false;
@@ -259,6 +260,8 @@ struct Soap {
     }
   }
 };
+
+using Soap = SoapMuon;  // the earlier name
 
 }  // namespace rules
 }  // namespace dualopt

@@ -1,0 +1,142 @@
+#pragma once
+// The step of a sharded optimizer (dualopt/mpi.hpp, which includes this header): the pieces'
+// exchange plan (prepare), then the four stages listed at the top of mpi.hpp (step_where).
+#include <algorithm>
+#include <cstdint>
+#include <cstring>
+#include <functional>
+#include <string>
+#include <vector>
+
+namespace dualopt::mpi {
+
+template <class Opt>
+void Sharded<Opt>::prepare() {
+  if (ready_) return;
+  check_agreement();
+  std::vector<TensorInfo> infos;
+  for (const auto& r : records_) infos.push_back({r.name, r.shape, r.norm, r.elementwise});
+  pieces_ = plan(infos, size_);
+  std::vector<std::size_t> owned(std::size_t(size_), 0);
+  for (const auto& p : pieces_) owned[std::size_t(p.rank)] += p.len;
+  std::size_t total = 0;
+  for (std::size_t n : owned) total += n;
+  // Decided from the plan alone, so every rank refuses alike.
+  const std::size_t most = *std::max_element(owned.begin(), owned.end());
+  if (total > std::size_t(std::numeric_limits<int>::max()) ||
+      most * std::size_t(size_) > std::size_t(std::numeric_limits<int>::max()))
+    fail_everywhere("dualopt: a sharded step exchanges more than 2^31 - 1 values (MPI's int counts)");
+  counts_.assign(owned.begin(), owned.end());
+  displs_.assign(std::size_t(size_), 0);
+  for (int r = 1; r < size_; ++r) displs_[std::size_t(r)] = displs_[std::size_t(r - 1)] + counts_[std::size_t(r - 1)];
+  std::vector<std::size_t> fill(std::size_t(size_), 0);
+  for (std::size_t i = 0; i < pieces_.size(); ++i) {
+    const Piece& p = pieces_[i];
+    const Record& r = records_[p.tensor];
+    const auto o = std::size_t(p.rank);
+    const std::size_t pos = std::size_t(displs_[o]) + fill[o];
+    pack_grad_.push_back({r.grad + p.begin, p.len, pos});
+    if (p.rank == rank_) {
+      mine_.push_back(i);
+      mine_pos_.push_back(fill[o]);
+      piece_tensor_[p.whole ? r.name : r.name + "#" + std::to_string(p.begin)] = p.tensor;
+    } else {
+      unpack_param_.push_back({r.param + p.begin, p.len, pos});
+    }
+    fill[o] += p.len;
+  }
+  const std::size_t own = owned[std::size_t(rank_)];
+  send_.assign(total, T(0));
+  recv_.assign(own * std::size_t(size_), T(0));
+  sum_.assign(own, T(0));
+  rcounts_.assign(std::size_t(size_), int(own));
+  rdispls_.assign(std::size_t(size_), 0);
+  for (int r = 0; r < size_; ++r) rdispls_[std::size_t(r)] = int(std::size_t(r) * own);
+  flags_.assign(records_.size(), 0);
+  chosen_.assign(records_.size(), 1);
+  register_pieces(*inner_);
+  inner_->set_nonfinite(NonFinite::Unchecked);  // decided collectively in step_where
+  ready_ = true;
+}
+
+template <class Opt>
+void Sharded<Opt>::step_where(const std::function<bool(const std::string&)>* which) {
+  prepare();
+  detail::copy_settings<T>(*settings_, *inner_);
+  inner_->set_threads(settings_->threads());
+  const std::size_t own = sum_.size();
+  const auto n = std::size_t(size_);
+  // 1. Gradients to their owners, summed in rank order.
+  if (averaged_) {
+    for (std::size_t k = 0; k < mine_.size(); ++k) {
+      const Piece& p = pieces_[mine_[k]];
+      std::memcpy(sum_.data() + mine_pos_[k], records_[p.tensor].grad + p.begin, p.len * sizeof(T));
+    }
+  } else {
+    for (const Copy& c : pack_grad_) std::memcpy(send_.data() + c.pos, c.at, c.len * sizeof(T));
+    MPI_Alltoallv(send_.data(), counts_.data(), displs_.data(), datatype<T>(), recv_.data(), rcounts_.data(),
+                  rdispls_.data(), datatype<T>(), comm_);
+    const T div = T(size_);
+    T* s = sum_.data();
+    const T* g = recv_.data();
+    for (std::size_t j = 0; j < own; ++j) s[j] = g[j];
+    for (std::size_t r = 1; r < n; ++r)
+      for (std::size_t j = 0; j < own; ++j) s[j] += g[r * own + j];
+    for (std::size_t j = 0; j < own; ++j) s[j] /= div;
+  }
+  // 2. One decision on every rank from every owner's check.
+  for (std::size_t i = 0; i < records_.size(); ++i) chosen_[i] = !which || (*which)(records_[i].name);
+  skipped_.clear();
+  bool all = true;
+  for (char c : chosen_) all = all && c;
+  const NonFinite policy = settings_->nonfinite();
+  if (policy != NonFinite::Unchecked) {
+    std::fill(flags_.begin(), flags_.end(), 0);
+    for (std::size_t k = 0; k < mine_.size(); ++k) {
+      const Piece& p = pieces_[mine_[k]];
+      if (!chosen_[p.tensor]) continue;
+      // As the plain step decides: a non-finite value, or one that would overflow the rule's state.
+      const TensorSlot<T>& s = inner_->tensors()[k];
+      if (!dualopt::detail::squares_finite(sum_.data() + mine_pos_[k], p.len) || inner_->group(s.group).overflows(s))
+        flags_[p.tensor] = 1;
+    }
+    MPI_Allreduce(MPI_IN_PLACE, flags_.data(), int(flags_.size()), MPI_INT, MPI_MAX, comm_);
+    std::string names;
+    for (std::size_t i = 0; i < records_.size(); ++i)
+      if (flags_[i]) {
+        skipped_.push_back(records_[i].name);
+        names += (names.empty() ? "'" : ", '") + records_[i].name + "'";
+      }
+    if (!skipped_.empty()) {
+      if (policy == NonFinite::Throw) {
+        skipped_.clear();
+        throw Error("dualopt: non-finite gradient in tensor " + names +
+                    " (or one so large that the state would overflow); nothing was updated");
+      }
+      if (policy == NonFinite::SkipStep) {
+        skipped_.clear();
+        for (std::size_t i = 0; i < records_.size(); ++i)
+          if (chosen_[i]) skipped_.push_back(records_[i].name);
+        return;
+      }
+      for (std::size_t i = 0; i < records_.size(); ++i) chosen_[i] = chosen_[i] && !flags_[i];
+      all = false;
+    }
+  }
+  // 3. The owned pieces' step.
+  if (all) {
+    inner_->step();
+  } else {
+    inner_->step([this](const std::string& piece) { return bool(chosen_[piece_tensor_.at(piece)]); });
+  }
+  // 4. Every rank's updated parameters to every rank.
+  for (std::size_t k = 0; k < mine_.size(); ++k) {
+    const Piece& p = pieces_[mine_[k]];
+    std::memcpy(send_.data() + std::size_t(displs_[std::size_t(rank_)]) + mine_pos_[k], records_[p.tensor].param + p.begin,
+                p.len * sizeof(T));
+  }
+  MPI_Allgatherv(MPI_IN_PLACE, 0, MPI_DATATYPE_NULL, send_.data(), counts_.data(), displs_.data(), datatype<T>(), comm_);
+  for (const Copy& c : unpack_param_) std::memcpy(c.at, send_.data() + c.pos, c.len * sizeof(T));
+}
+
+}  // namespace dualopt::mpi

@@ -1,0 +1,255 @@
+#pragma once
+// The per-tensor pipeline every optimizer shares:
+//   gradient -> rule (moments, basis) -> direction D -> norm (dual map) -> lr x rule scale
+//            -> offset momentum -> decoupled weight decay -> W -= u
+// An Optimizer owns groups; each group is one rule (a compile-time policy) with its config,
+// so Muon on hidden matrices and AdamW on the rest live in one object and one step().
+//
+// This header is the optimizer class: registration, the public API and the step's order of
+// work. Its stages live beside it in optimizer/; save() and load() are
+// defined in checkpoint/save.hpp and checkpoint/load.hpp (dualopt/optimizer.hpp includes all).
+#include "../checkpoint/limits.hpp"
+#include "../error.hpp"
+#include "../norms/norm.hpp"
+#include "../schedule.hpp"
+#include "../span.hpp"
+#include "../tensor.hpp"
+#include "../workspace.hpp"
+#include "group.hpp"
+#include "hyperparameters.hpp"
+#include "nonfinite.hpp"
+#include "registration.hpp"
+#include "scheduler.hpp"
+#include "slot.hpp"
+#include "sweep.hpp"
+
+#include <algorithm>
+#include <cstdint>
+#include <functional>
+#include <iosfwd>
+#include <memory>
+#include <string>
+#include <type_traits>
+#include <utility>
+#include <vector>
+
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
+namespace dualopt {
+
+namespace checkpoint {
+template <class T>
+struct Access;
+}  // namespace checkpoint
+
+template <class T>
+class Optimizer {
+  static_assert(std::is_floating_point_v<T>, "dualopt optimizers work on float or double buffers");
+
+ public:
+  using Scalar = T;
+  using GroupId = std::size_t;
+
+  Optimizer() = default;
+  Optimizer(const Optimizer&) = delete;  // slots point into the trainer's buffers; copying would alias them
+  Optimizer& operator=(const Optimizer&) = delete;
+  Optimizer(Optimizer&&) noexcept = default;
+  Optimizer& operator=(Optimizer&&) noexcept = default;
+  virtual ~Optimizer() = default;
+
+  // Which optimizer class wrote a checkpoint; loading into another kind is refused.
+  virtual std::string kind() const { return "custom"; }
+
+  // Exact-resume checkpoints of all optimizer state, keyed by tensor name: checkpoint::save and
+  // checkpoint::load (checkpoint/format.hpp documents the format, what load() checks and what it
+  // restores); dualopt/optimizer.hpp includes their definitions.
+  void save(std::ostream& out) const;
+  void load(std::istream& in);
+  void save(const std::string& path) const;  // atomic: writes a unique temporary, then renames
+  void load(const std::string& path);
+
+  // A new group running Rule with its own config (learning rate, betas, decay, offset).
+  template <class Rule>
+  GroupId add_group(typename Rule::Config config) {
+    auto group = std::make_unique<Group<T, Rule>>(config);
+    if (const std::string p = detail::config_problem<T>(*group); !p.empty()) throw Error("dualopt: " + p);
+    groups_.push_back(std::move(group));
+    return groups_.size() - 1;
+  }
+  template <class Rule>
+  typename Rule::Config& group_config(GroupId g) {
+    auto* p = dynamic_cast<Group<T, Rule>*>(groups_.at(g).get());
+    if (!p) throw Error("dualopt: group " + std::to_string(g) + " does not run rule " + Rule::kName);
+    return p->config();
+  }
+
+  // Registers a tensor: the trainer's own parameter and gradient buffers (never copied).
+  // Everything is checked here, once, and nothing is registered if a check fails.
+  void add_to_group(GroupId g, const std::string& name, T* param, T* grad, const Shape& shape,
+                    norms::Norm norm = norms::null()) {
+    if (g >= groups_.size()) throw tensor_error(name, "no group " + std::to_string(g));
+    detail::validate_registration<T>(slots_, name, param, grad, shape);
+    norm.check_shape(name, shape);
+    if (norm.name().size() > checkpoint::kMaxString)
+      throw tensor_error(name, "norm name is longer than " + std::to_string(checkpoint::kMaxString) + " bytes");
+    groups_[g]->check(name, shape);
+    TensorSlot<T> s;
+    s.name = name;
+    s.param = param;
+    s.grad = grad;
+    s.shape = shape;
+    s.norm = std::move(norm);
+    s.group = g;
+    if (groups_[g]->offset_beta() != 0.0) s.offset.assign(shape.numel(), T(0));
+    // Grow first, so nothing can throw once the group holds the new state (geometric growth:
+    // reserving one more each time would reallocate on every registration).
+    if (slots_.size() == slots_.capacity()) slots_.reserve(std::max<std::size_t>(16, 2 * slots_.size()));
+    s.index = groups_[g]->add_state(shape);
+    slots_.push_back(std::move(s));
+  }
+
+  // The checked form: buffers with their lengths (a std::vector, a std::array, or pointer and
+  // count), which must equal the shape's element count.
+  void add_to_group(GroupId g, const std::string& name, Span<T> param, Span<T> grad, const Shape& shape,
+                    norms::Norm norm = norms::null()) {
+    check_lengths(name, param, grad, shape);
+    add_to_group(g, name, param.data, grad.data, shape, std::move(norm));
+  }
+  // What the checked form checks before registering (every optimizer's Span overloads call it).
+  static void check_lengths(const std::string& name, Span<T> param, Span<T> grad, const Shape& shape) {
+    const std::size_t n = detail::element_count<T>(name, shape);
+    for (const auto& [what, span] : {std::pair<const char*, Span<T>>{"parameter", param}, {"gradient", grad}})
+      if (span.size != n)
+        throw tensor_error(name, "shape " + shape.str() + " has " + std::to_string(n) + " elements, but the " + what +
+                                     " buffer holds " + std::to_string(span.size));
+  }
+
+  // One step of every tensor, with the learning rate from the schedule.
+  void step() { step_where(nullptr); }
+  // One step of the tensors `which` accepts (others keep their state and counters).
+  void step(const std::function<bool(const std::string&)>& which) { step_where(&which); }
+
+  void set_schedule(Schedule s) { schedule_ = s; }
+  const Schedule& schedule() const { return schedule_; }
+  void set_nonfinite(NonFinite p) { nonfinite_ = p; }
+  NonFinite nonfinite() const { return nonfinite_; }
+  // Threads used to spread independent tensors (results do not depend on this number).
+  void set_threads(int n) { threads_ = std::max(1, n); }
+  int threads() const {
+#ifdef _OPENMP
+    return threads_ > 0 ? threads_ : omp_get_max_threads();
+#else
+    return 1;
+#endif
+  }
+
+  std::int64_t step_count() const { return steps_; }
+  double current_lr_factor() const { return schedule_(steps_); }
+  const std::vector<TensorSlot<T>>& tensors() const { return slots_; }
+  const std::vector<std::string>& skipped_tensors() const { return skipped_; }
+  std::size_t group_count() const { return groups_.size(); }
+  GroupBase<T>& group(GroupId g) { return *groups_.at(g); }
+  const GroupBase<T>& group(GroupId g) const { return *groups_.at(g); }
+
+  // Visits every state buffer: (tensor slot, buffer name, data). The offset buffer is "offset".
+  template <class F>
+  void for_each_state_buffer(F&& f) {
+    for (auto& s : slots_) {
+      groups_[s.group]->for_each_buffer(s.index, [&](const char* buf, std::vector<T>& data) { f(s, buf, data); });
+      if (!s.offset.empty()) f(s, "offset", s.offset);
+    }
+  }
+  std::size_t state_bytes() {
+    std::size_t bytes = 0;
+    for_each_state_buffer([&](const TensorSlot<T>&, const char*, std::vector<T>& d) { bytes += d.size() * sizeof(T); });
+    return bytes;
+  }
+  std::size_t parameter_count() const {
+    std::size_t n = 0;
+    for (const auto& s : slots_) n += s.shape.numel();
+    return n;
+  }
+  std::size_t workspace_bytes() const { return scheduler_.workspace_bytes(); }
+
+ protected:
+  // Restores counters when a checkpoint is loaded.
+  void set_step_count(std::int64_t k) { steps_ = k; }
+  std::vector<TensorSlot<T>>& mutable_tensors() { return slots_; }
+
+ private:
+  template <class>
+  friend struct checkpoint::Access;  // save and load read and restore the private state
+
+
+
+  void step_where(const std::function<bool(const std::string&)>* which);
+
+  // config() hands out references, so a step first brings the state in line with an edited
+  // config: offset momentum switched on gets its (zero) buffer, switched off frees it, and an
+  // edit that would change a rule's buffers is refused, before anything changes. In steady
+  // state this only compares sizes.
+  void fit_state_to_config() {
+    for (const auto& s : slots_)
+      if (const std::string p = groups_[s.group]->layout_problem(s); !p.empty())
+        throw tensor_error(s.name, "step refused: " + p);
+    for (auto& s : slots_) {
+      const bool on = groups_[s.group]->offset_beta() != 0.0;
+      if (on && s.offset.empty()) s.offset.assign(s.shape.numel(), T(0));
+      if (!on && !s.offset.empty()) std::vector<T>().swap(s.offset);
+    }
+  }
+
+  std::vector<std::unique_ptr<GroupBase<T>>> groups_;
+  std::vector<TensorSlot<T>> slots_;
+  detail::Scheduler<T> scheduler_;
+  std::vector<std::string> skipped_;
+  Schedule schedule_ = Schedule::constant();
+  NonFinite nonfinite_ = NonFinite::Throw;
+  std::int64_t steps_ = 0;
+  int threads_ = 0;
+};
+
+// step_where is defined here, outside the class, so that it is not inline: a program that
+// compiles Optimizer<T> once (dualopt/instances.hpp) does not instantiate the step in every file.
+template <class T>
+void Optimizer<T>::step_where(const std::function<bool(const std::string&)>* which) {
+  // config() hands out references, so values are checked again here, before any change.
+  for (auto& g : groups_)
+    if (const std::string p = detail::config_problem<T>(*g); !p.empty()) throw Error("dualopt: step refused: " + p);
+  fit_state_to_config();
+  std::vector<std::size_t> chosen;
+  for (std::size_t i = 0; i < slots_.size(); ++i)
+    if (!which || (*which)(slots_[i].name)) chosen.push_back(i);
+  skipped_.clear();
+  if (nonfinite_ != NonFinite::Unchecked) {
+    std::vector<char> bad = scheduler_.nonfinite_gradients(slots_, chosen, threads());
+    // A finite gradient so large that the rule's state would overflow counts as non-finite.
+    for (std::size_t i = 0; i < chosen.size(); ++i)
+      if (!bad[i]) bad[i] = groups_[slots_[chosen[i]].group]->overflows(slots_[chosen[i]]);
+    std::vector<std::size_t> keep;
+    for (std::size_t i = 0; i < chosen.size(); ++i)
+      (bad[i] ? skipped_.push_back(slots_[chosen[i]].name) : keep.push_back(chosen[i]));
+    if (!skipped_.empty()) {
+      if (nonfinite_ == NonFinite::Throw) {
+        std::string names;
+        for (const auto& n : skipped_) names += (names.empty() ? "'" : ", '") + n + "'";
+        skipped_.clear();
+        throw Error("dualopt: non-finite gradient in tensor " + names +
+                    " (or one so large that the state would overflow); nothing was updated");
+      }
+      if (nonfinite_ == NonFinite::SkipStep) {
+        skipped_.clear();
+        for (std::size_t i : chosen) skipped_.push_back(slots_[i].name);
+        return;
+      }
+      chosen = std::move(keep);
+    }
+  }
+  scheduler_.run(slots_, groups_, chosen, schedule_(steps_), threads());
+  for (std::size_t i : chosen) ++slots_[i].t;
+  ++steps_;
+}
+
+}  // namespace dualopt

@@ -1,0 +1,26 @@
+#pragma once
+// One registered tensor: the trainer's buffers, its shape and norm, and where its state lives.
+#include "../norms/norm.hpp"
+#include "../tensor.hpp"
+
+#include <cstddef>
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace dualopt {
+
+template <class T>
+struct TensorSlot {
+  std::string name;
+  T* param = nullptr;
+  T* grad = nullptr;
+  Shape shape;
+  norms::Norm norm;
+  std::size_t group = 0;
+  std::size_t index = 0;  // position in its group's state list
+  std::int64_t t = 0;     // steps this tensor has taken (per tensor: a late tensor starts at 1)
+  std::vector<T> offset;  // offset-momentum buffer; empty when the wrapper is off
+};
+
+}  // namespace dualopt

@@ -1,0 +1,168 @@
+#pragma once
+// The fused elementwise sweep: a rule's Kernel turns gradient elements into directions a block
+// at a time (exact square roots in between), and Update applies lr, offset momentum and
+// decoupled weight decay to each element as it comes, so W and the state pass through memory once.
+#include "../tensor.hpp"
+#include "../wrappers/offset_momentum.hpp"
+#include "../wrappers/weight_decay.hpp"
+
+#include <algorithm>
+#include <cmath>
+#include <cstddef>
+#include <type_traits>
+
+#if defined(__AVX512F__) || defined(__AVX__) || defined(__SSE2__)
+#include <immintrin.h>
+#endif
+
+namespace dualopt::detail {
+
+// Elements per block of the fused sweep: the square roots of a block are taken together, and
+// its few arrays stay in L1 between the sweep's stages.
+constexpr std::size_t kSweepBlock = 512;
+
+// Exact (correctly rounded) square roots of x[0, n), in place. std::sqrt in a loop is not
+// vectorized unless the build passes -fno-math-errno (it may set errno), and Eigen's vectorized
+// float sqrt is an approximation (rsqrt + one Newton step) that its scalar tail does not share,
+// which would make a value depend on where its block starts. The sqrt instruction is exact in
+// every lane, and so is std::sqrt on the tail: the result never depends on position.
+template <class T>
+void sqrt_in_place(T* x, std::size_t n) {
+  std::size_t i = 0;
+  if constexpr (std::is_same_v<T, float>) {
+#if defined(__AVX512F__)
+    for (; i + 16 <= n; i += 16) _mm512_storeu_ps(x + i, _mm512_sqrt_ps(_mm512_loadu_ps(x + i)));
+#elif defined(__AVX__)
+    for (; i + 8 <= n; i += 8) _mm256_storeu_ps(x + i, _mm256_sqrt_ps(_mm256_loadu_ps(x + i)));
+#elif defined(__SSE2__)
+    for (; i + 4 <= n; i += 4) _mm_storeu_ps(x + i, _mm_sqrt_ps(_mm_loadu_ps(x + i)));
+#endif
+  } else if constexpr (std::is_same_v<T, double>) {
+#if defined(__AVX512F__)
+    for (; i + 8 <= n; i += 8) _mm512_storeu_pd(x + i, _mm512_sqrt_pd(_mm512_loadu_pd(x + i)));
+#elif defined(__AVX__)
+    for (; i + 4 <= n; i += 4) _mm256_storeu_pd(x + i, _mm256_sqrt_pd(_mm256_loadu_pd(x + i)));
+#elif defined(__SSE2__)
+    for (; i + 2 <= n; i += 2) _mm_storeu_pd(x + i, _mm_sqrt_pd(_mm_loadu_pd(x + i)));
+#endif
+  }
+  for (; i < n; ++i) x[i] = std::sqrt(x[i]);
+}
+
+// The sweep's loops. GCC vectorizes loops 256 bits wide under -march=native for most AVX-512
+// Intel tunings (prefer-vector-width=256, e.g. sapphirerapids); simdlen(16) asks for full
+// 512-bit vectors, as Eigen's own kernels use. Lanes are independent (no reductions), so the
+// width changes no result.
+#if defined(__AVX512F__)
+#define DUALOPT_SWEEP_SIMD _Pragma("omp simd simdlen(16)")
+#else
+#define DUALOPT_SWEEP_SIMD _Pragma("omp simd")
+#endif
+
+// Asks for the cache lines of p[b, e) ahead of a read-modify-write (no effect on any value).
+template <class T>
+void prefetch_lines(const T* p, std::size_t b, std::size_t e) {
+#if defined(__GNUC__)
+  for (std::size_t i = b; i < e; i += 64 / sizeof(T)) __builtin_prefetch(p + i, 1, 3);
+#else
+  (void)p, (void)b, (void)e;
+#endif
+}
+template <class F, class = void>
+struct has_prefetch : std::false_type {};
+template <class F>
+struct has_prefetch<F, std::void_t<decltype(std::declval<const F&>().prefetch(std::size_t{}, std::size_t{}))>>
+    : std::true_type {};
+
+// Direction of elements [begin, begin + n) through a rule's Kernel (rules/*.hpp), handed to
+// f(i, d) element by element, a block at a time: before_sqrt() for the block, its square roots,
+// after_sqrt().
+// f sees element i once, so the caller fuses its own use of d (the update, or a store).
+// The arrays a kernel touches never overlap (registration checks the trainer's buffers), which
+// `omp simd` states so that the loops vectorize without run-time alias checks.
+// Local copies of the kernel and of f: a store through their pointers cannot alias a local, so
+// their constants stay in registers instead of being reloaded per element.
+template <class T, class K, class F>
+void for_each_direction(const K& kernel, const T* g, std::size_t begin, std::size_t n, const F& update) {
+  const K k = kernel;
+  const F f = update;
+  alignas(64) T root[kSweepBlock];
+  for (std::size_t b = begin; b < begin + n; b += kSweepBlock) {
+    const std::size_t e = std::min(begin + n, b + kSweepBlock);
+    // The update's own arrays (W, the offset buffer) are first touched in the second stage;
+    // asked for now, their lines load while the first stage streams G and the moments, so one
+    // core keeps all of the sweep's streams in flight at once.
+    if constexpr (has_prefetch<F>::value) f.prefetch(b, e);
+    if constexpr (K::kSqrt) {
+      DUALOPT_SWEEP_SIMD
+      for (std::size_t i = b; i < e; ++i) root[i - b] = k.before_sqrt(i, g[i]);
+      sqrt_in_place(root, e - b);
+      DUALOPT_SWEEP_SIMD
+      for (std::size_t i = b; i < e; ++i) f(i, k.after_sqrt(i, g[i], root[i - b]));
+    } else {
+      DUALOPT_SWEEP_SIMD
+      for (std::size_t i = b; i < e; ++i) f(i, k.after_sqrt(i, g[i], T(0)));
+    }
+  }
+}
+
+enum class Decay { None, Before, After };
+
+// The update of one element: u = scale d, through offset momentum, then decoupled decay and
+// W -= u. The formulas of wrappers/offset_momentum.hpp and wrappers/weight_decay.hpp, per element,
+// so the sweep touches W and the offset buffer once; apply_reference() is their Eigen form.
+template <class T, bool kOffset, Decay kDecay>
+struct Update {
+  T scale, beta, keep;  // lr x rule scale; offset beta; 1 - lr wd
+  T* w;
+  T* offset;
+  void prefetch(std::size_t b, std::size_t e) const {
+    prefetch_lines(w, b, e);
+    if constexpr (kOffset) prefetch_lines(offset, b, e);
+  }
+  void operator()(std::size_t i, T d) const {
+    T u = d * scale;
+    if constexpr (kOffset) {
+      offset[i] = beta * offset[i] + (T(1) - beta) * u;
+      u += offset[i];
+    }
+    if constexpr (kDecay == Decay::None)
+      w[i] -= u;
+    else if constexpr (kDecay == Decay::Before)
+      w[i] = w[i] * keep - u;
+    else
+      w[i] = (w[i] - u) * keep;
+  }
+};
+
+// Calls f with the Update for these settings; each combination is its own branch-free type.
+template <class T, class F>
+void with_update(const wrappers::OffsetMomentum& offset, const wrappers::WeightDecay& decay, double scale, double eta,
+                 T* w, T* offset_buf, F&& f) {
+  const T s = T(scale), b = T(offset.beta), keep = T(decay.factor(eta));
+  auto pick = [&](auto off) {
+    constexpr bool kOff = decltype(off)::value;
+    if (decay.weight_decay == 0.0)
+      f(Update<T, kOff, Decay::None>{s, b, keep, w, offset_buf});
+    else if (decay.after_update)
+      f(Update<T, kOff, Decay::After>{s, b, keep, w, offset_buf});
+    else
+      f(Update<T, kOff, Decay::Before>{s, b, keep, w, offset_buf});
+  };
+  if (offset.enabled())
+    pick(std::true_type{});
+  else
+    pick(std::false_type{});
+}
+
+// The update as the wrappers write it (Eigen array passes): the reference Update is tested
+// against in tests/test_kernels.cpp. u is overwritten.
+template <class T>
+void apply_reference(ArrayMap<T> u, ArrayMap<T> w, T* offset_buf, const wrappers::OffsetMomentum& offset,
+                     const wrappers::WeightDecay& decay, double scale, double eta) {
+  u *= T(scale);
+  if (offset.enabled()) offset.apply(u, ArrayMap<T>(offset_buf, u.size()));
+  decay.apply(w, u, eta);
+}
+
+}  // namespace dualopt::detail

@@ -1,0 +1,43 @@
+#pragma once
+// An optimizer of one group running one rule over every tensor: Adam, LaProp and Mango are this
+// with their rule, their defaults and their kind. kNormRequired: add() takes no default norm
+// (Mango's tensors each need theirs chosen; the others default to the null norm).
+#include "../optimizer.hpp"
+
+#include <string>
+#include <type_traits>
+#include <utility>
+
+namespace dualopt {
+
+template <class T, class Rule, bool kNormRequired = false>
+class SingleRuleOptimizer : public Optimizer<T> {
+ public:
+  using Config = typename Rule::Config;
+
+  explicit SingleRuleOptimizer(Config config) { main_ = this->template add_group<Rule>(config); }
+
+  void add(const std::string& name, T* param, T* grad, const Shape& shape, norms::Norm norm) {
+    this->add_to_group(main_, name, param, grad, shape, std::move(norm));
+  }
+  // The checked form: buffers with their lengths, which must equal the shape's element count.
+  void add(const std::string& name, Span<T> param, Span<T> grad, const Shape& shape, norms::Norm norm) {
+    this->add_to_group(main_, name, param, grad, shape, std::move(norm));
+  }
+  // The null norm by default, unless the optimizer requires a norm per tensor.
+  template <bool kDefault = !kNormRequired, class = std::enable_if_t<kDefault>>
+  void add(const std::string& name, T* param, T* grad, const Shape& shape) {
+    this->add_to_group(main_, name, param, grad, shape, norms::null());
+  }
+  template <bool kDefault = !kNormRequired, class = std::enable_if_t<kDefault>>
+  void add(const std::string& name, Span<T> param, Span<T> grad, const Shape& shape) {
+    this->add_to_group(main_, name, param, grad, shape, norms::null());
+  }
+
+  Config& config() { return this->template group_config<Rule>(main_); }
+
+ private:
+  typename Optimizer<T>::GroupId main_;
+};
+
+}  // namespace dualopt
