@@ -265,6 +265,9 @@ def main():
                 gbs = 28.0 * n / o * 1e-9 if o else float("nan")
                 rows.append((f"{k} step, GPT-2 124M", t, o, tt["adamw"],
                              f"torch AdamW {tt['adamw_kind']}; ours {gbs:.1f} GB/s, copy {tt['copy'] * 1e-9:.1f} GB/s"))
+            if oo.get("fused"):
+                rows.append(("our plain 28 B/param pass", t, oo["fused"], tt["adamw"],
+                             f"bench_step's fused baseline (Adam's bytes, no math): {28.0 * n / oo['fused'] * 1e-9:.1f} GB/s"))
             for k in ("muon", "mango"):
                 rows.append((f"{k} step, GPT-2 124M", t, oo.get(k), tt.get("muon"),
                              "vs torch.optim.Muon, float NS" if "muon" in tt else "torch has no torch.optim.Muon"))
