@@ -1,6 +1,8 @@
 // Data-parallel optimizer step over MPI, GPT-2 small (124M parameters, the shapes of
 // bench_step.cpp), one thread per rank:
-//   sharded   dualopt::mpi::Sharded: all-to-all of gradients, owned step, all-gather of parameters
+//   sharded   dualopt::mpi::Sharded: all-to-all of gradients, owned step, all-gather of parameters,
+//             once per exchange (a row each): datatypes (from and into the trainer's buffers) and
+//             packed (through a buffer of our own)
 //   baseline  what a trainer does without it: MPI_Allreduce of the flat gradient buffer, scale by
 //             1/N, then the whole unsharded step on every rank
 // Both are timed from gradients in to parameters out on every rank (a barrier before, the slowest
@@ -90,9 +92,17 @@ void run(const std::string& kind, int steps) {
   mpi::Sharded<Opt> sh(MPI_COMM_WORLD);
   sh.settings().set_threads(1);
   enroll<Opt>(sh, m);
+  sh.set_exchange(mpi::Exchange::Datatypes);
   sh.step();  // the first step plans and checks the setup
-  std::vector<double> ts, tl;
-  for (int k = 0; k < steps; ++k) ts.push_back(timed([&] { sh.step(); }));
+  const mpi::Exchange modes[] = {mpi::Exchange::Datatypes, mpi::Exchange::Packed};
+  std::vector<double> ts[2], tl;
+  std::uint64_t buffers[2] = {0, 0};
+  for (int e = 0; e < 2; ++e) {
+    sh.set_exchange(modes[e]);  // Packed allocates (and touches) its buffer here, not in a step
+    for (int k = 0; k < steps; ++k) ts[e].push_back(timed([&] { sh.step(); }));
+    buffers[e] = sh.exchange_bytes();
+    MPI_Allreduce(MPI_IN_PLACE, &buffers[e], 1, MPI_UINT64_T, MPI_MAX, MPI_COMM_WORLD);
+  }
   for (int k = 0; k < steps; ++k) tl.push_back(timed([&] { sh.local().step(); }));
   std::uint64_t state = sh.state_bytes(), state_max = state, state_sum = state;
   MPI_Allreduce(MPI_IN_PLACE, &state_max, 1, MPI_UINT64_T, MPI_MAX, MPI_COMM_WORLD);
@@ -124,11 +134,12 @@ void run(const std::string& kind, int steps) {
       }));
     if (rank == 0) {
       const double gb = double(P) * sizeof(T) / 1e9;
-      std::printf("%-6s N=%2d  sharded %8.1f ms  baseline %8.1f ms  speedup %5.2fx | owned step %8.1f ms | all-to-all %7.1f ms (%5.1f GB/s)  all-gather %7.1f ms (%5.1f GB/s)  "
-                  "all-reduce %7.1f ms (%5.1f GB/s) | state/rank %7.1f MB = %.3f/N of %7.1f MB\n",
-                  kind.c_str(), ranks, 1e3 * best(ts), 1e3 * best(tb), best(tb) / best(ts), 1e3 * best(tl), 1e3 * best(ta), gb / best(ta), 1e3 * best(tg), gb / best(tg), 1e3 * best(tr),
-                  gb / best(tr), double(state_max) / 1e6, double(state_max) * ranks / double(plain_state),
-                  double(plain_state) / 1e6);
+      for (int e = 0; e < 2; ++e)
+        std::printf("%-6s N=%2d %-9s sharded %8.1f ms  baseline %8.1f ms  speedup %5.2fx | owned step %8.1f ms | all-to-all %7.1f ms (%5.1f GB/s)  all-gather %7.1f ms (%5.1f GB/s)  "
+                    "all-reduce %7.1f ms (%5.1f GB/s) | state/rank %7.1f MB = %.3f/N of %7.1f MB | buffers/rank %6.1f MB\n",
+                    kind.c_str(), ranks, e == 0 ? "datatypes" : "packed", 1e3 * best(ts[e]), 1e3 * best(tb), best(tb) / best(ts[e]), 1e3 * best(tl), 1e3 * best(ta),
+                    gb / best(ta), 1e3 * best(tg), gb / best(tg), 1e3 * best(tr), gb / best(tr), double(state_max) / 1e6,
+                    double(state_max) * ranks / double(plain_state), double(plain_state) / 1e6, double(buffers[e]) / 1e6);
       std::fflush(stdout);
     }
     (void)state_sum;

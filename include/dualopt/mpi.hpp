@@ -15,8 +15,11 @@
 //     so every rank applies the policy identically before anything is written;
 //  3. the owned pieces' step;
 //  4. all-gather of the owned parameters, so every rank ends with the same parameters.
+// The exchanges of 1 and 4 send from and receive into the trainer's buffers through MPI derived
+// datatypes (mpi/exchange.hpp), or pack into a buffer of our own (set_exchange).
 // The first step (or save/load) checks collectively that every rank registered the same setup.
 #include "dualopt.hpp"
+#include "mpi/exchange.hpp"
 #include "mpi/layout.hpp"
 
 #include <mpi.h>
@@ -112,6 +115,15 @@ class Sharded {
   Opt& settings() { return *settings_; }
   // The gradients each rank passes are already the mean over ranks (the trainer reduced them).
   void set_gradients_averaged(bool yes) { averaged_ = yes; }
+  // How steps exchange gradients and parameters (mpi/exchange.hpp); the same bits either way.
+  // Datatypes (the default) copies nothing on our side; Packed needs one more buffer of every
+  // parameter, allocated here or by the first step. Must be the same on every rank. A plan whose
+  // share of one rank exceeds 2^31 - 1 bytes (an MPI datatype's int size) always runs Packed.
+  void set_exchange(Exchange e) {
+    exchange_ = e;
+    if (ready_) allocate_send();
+  }
+  Exchange exchange() const { return exchange_; }
 
   void step() { step_where(nullptr); }
   void step(const std::function<bool(const std::string&)>& which) { step_where(&which); }
@@ -174,6 +186,12 @@ class Sharded {
   void check_agreement();
   void register_pieces(Local& o);
   void step_where(const std::function<bool(const std::string&)>* which);
+  void build_datatypes();
+  bool packed() const { return exchange_ == Exchange::Packed || !types_fit_; }
+  void allocate_send() {
+    const auto total = std::size_t(displs_.back() + counts_.back());
+    if (packed() && send_.size() != total) send_.assign(total, T(0));
+  }
   [[noreturn]] void fail_everywhere(const std::string& message) { throw Error(message); }
   // Same outcome on every rank: throws, everywhere, the message of the lowest rank that failed.
   void agree(bool ok, std::string message);
@@ -183,6 +201,8 @@ class Sharded {
   MPI_Comm comm_ = MPI_COMM_NULL;
   int rank_ = 0, size_ = 1;
   bool ready_ = false, averaged_ = false;
+  Exchange exchange_ = Exchange::Datatypes;
+  bool types_fit_ = true;  // every rank's share within an MPI datatype's int byte size
   std::vector<Record> records_;
   std::vector<Piece> pieces_;       // all ranks' pieces, by (tensor, begin)
   std::vector<std::size_t> mine_;   // indices into pieces_ of this rank's, in inner_'s order
@@ -191,7 +211,9 @@ class Sharded {
   std::vector<int> rcounts_, rdispls_;  // this rank's share from each rank, in recv_
   std::vector<Copy> pack_grad_, unpack_param_;  // all pieces: trainer gradient -> send_; send_ -> trainer parameter
   std::unordered_map<std::string, std::size_t> piece_tensor_;  // inner name -> tensor
-  std::vector<T> send_, recv_, sum_;
+  std::vector<T> send_, recv_, sum_;  // send_: Packed only
+  // Exchange::Datatypes: gradients trainer -> recv_, parameters trainer <-> trainer.
+  detail::Side grad_send_, grad_recv_, param_send_, param_recv_;
   std::vector<int> flags_;
   std::vector<char> chosen_;
   std::vector<std::string> skipped_;

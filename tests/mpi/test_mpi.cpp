@@ -4,10 +4,12 @@
 #include <dualopt/instances.hpp>
 #include <dualopt/mpi.hpp>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <cstdio>
 #include <cstring>
+#include <limits>
 #include <string>
 #include <vector>
 
@@ -180,21 +182,26 @@ bool same_everywhere(MPI_Comm c, const std::string& s) {
   return h[0] == ~h[1];
 }
 
-// 3: bitwise equal to one process given the mean, for every optimizer; the state splits ~1/N.
+using dualopt::mpi::Exchange;
+const char* exchange_name(Exchange e) { return e == Exchange::Packed ? "packed" : "datatypes"; }
+
+// 3: bitwise equal to one process given the mean, for every optimizer and either exchange; the
+// state splits ~1/N.
 template <class Opt>
-void test_bitwise(Kind k, MPI_Comm comm, bool averaged) {
+void test_bitwise(Kind k, MPI_Comm comm, bool averaged, Exchange exchange) {
   const int n = size_of(comm);
- const std::string what = std::string(kNames[int(k)]) + " at N = " + std::to_string(n) +
-                           (averaged ? " (averaged)" : "");
+  const std::string what = std::string(kNames[int(k)]) + " at N = " + std::to_string(n) +
+                           (averaged ? " (averaged)" : "") + ", " + exchange_name(exchange);
   Net mine, ref;
   dualopt::mpi::Sharded<Opt> sh(comm);
+  sh.set_exchange(exchange);
   Opt plain;
   configure(sh.settings(), k);
   configure(plain, k);
   enroll(sh, k, mine);
   enroll(plain, k, ref);
   sh.set_gradients_averaged(averaged);
-  for (int step = 0; step < 4; ++step) {
+  auto gradients = [&](int step) {
     if (averaged) {
       mine.fill_mean(step, 3);
       ref.fill_mean(step, 3);
@@ -202,6 +209,9 @@ void test_bitwise(Kind k, MPI_Comm comm, bool averaged) {
       mine.fill(step, rank_of(comm));
       ref.fill_mean(step, n);
     }
+  };
+  for (int step = 0; step < 4; ++step) {
+    gradients(step);
     sh.step();
     plain.step();
     CHECK(mine.same_params(ref), what + ", step " + std::to_string(step));
@@ -213,8 +223,90 @@ void test_bitwise(Kind k, MPI_Comm comm, bool averaged) {
   CHECK(sum == plain.state_bytes(), what + ": state bytes add up to the plain optimizer's");
   const double ratio = double(bytes[1]) * n / double(sum);
   if (k == Kind::Adam || k == Kind::AdamW) CHECK(ratio < 1.01, what + ": state per rank " + std::to_string(ratio) + " / N");
+  if (exchange == Exchange::Datatypes) {
+    // No pack buffer until the other exchange is chosen (then one value per parameter), and a
+    // switch between steps changes no bit.
+    std::size_t values = 0;
+    for (const auto& x : mine.t) values += x.w.size();
+    const std::size_t before = sh.exchange_bytes();
+    sh.set_exchange(Exchange::Packed);
+    CHECK(sh.exchange_bytes() == before + values * sizeof(T), what + ": the pack buffer exists only for Packed");
+    for (int step = 4; step < 6; ++step) {
+      gradients(step);
+      sh.step();
+      plain.step();
+      CHECK(mine.same_params(ref), what + ", then packed, step " + std::to_string(step));
+      sh.set_exchange(Exchange::Datatypes);
+    }
+  }
   if (rank_of(comm) == 0 && !averaged)
-    std::printf("%-10s N = %d: bitwise equal; largest state per rank %.3f x total / N\n", kNames[int(k)], n, ratio);
+    std::printf("%-10s N = %d, %-9s: bitwise equal; largest state per rank %.3f x total / N\n", kNames[int(k)], n,
+                exchange_name(exchange), ratio);
+}
+
+// 3 again with every tensor inside one flat parameter and one flat gradient buffer (as llm.c
+// keeps them): pieces that touch become one block of the exchange's datatypes.
+template <class Opt>
+void test_flat_buffers(Kind k, MPI_Comm comm, Exchange exchange) {
+  const int n = size_of(comm);
+  const std::string what = std::string(kNames[int(k)]) + " in flat buffers at N = " + std::to_string(n) + ", " +
+                           exchange_name(exchange);
+  Net ref;
+  std::vector<std::size_t> at;
+  std::size_t total = 0;
+  for (const auto& x : ref.t) {
+    at.push_back(total);
+    total += x.w.size();
+  }
+  std::vector<T> w(total), g(total);
+  for (std::size_t i = 0; i < ref.t.size(); ++i) std::copy(ref.t[i].w.begin(), ref.t[i].w.end(), w.begin() + std::ptrdiff_t(at[i]));
+  dualopt::mpi::Sharded<Opt> sh(comm);
+  sh.set_exchange(exchange);
+  Opt plain;
+  configure(sh.settings(), k);
+  configure(plain, k);
+  enroll(plain, k, ref);
+  for (std::size_t i = 0; i < ref.t.size(); ++i) {  // enroll()'s registration, into the flat buffers
+    const auto& x = ref.t[i];
+    T* wp = w.data() + at[i];
+    T* gp = g.data() + at[i];
+    if constexpr (is<Opt, dualopt::Muon>) {
+      if (!presets::muon_takes(x.name, x.shape)) {
+        sh.add_adamw(x.name, wp, gp, x.shape);
+        continue;
+      }
+    }
+    sh.add(x.name, wp, gp, x.shape);
+  }
+  Net grads;
+  for (int step = 0; step < 3; ++step) {
+    grads.fill(step, rank_of(comm));
+    for (std::size_t i = 0; i < grads.t.size(); ++i)
+      std::copy(grads.t[i].g.begin(), grads.t[i].g.end(), g.begin() + std::ptrdiff_t(at[i]));
+    ref.fill_mean(step, n);
+    sh.step();
+    plain.step();
+    bool same = true;
+    for (std::size_t i = 0; i < ref.t.size(); ++i)
+      same = same && std::memcmp(ref.t[i].w.data(), w.data() + at[i], ref.t[i].w.size() * sizeof(T)) == 0;
+    CHECK(same, what + ", step " + std::to_string(step));
+  }
+  if (rank_of(comm) == 0) std::printf("flat       N = %d, %-9s: %s bitwise equal\n", n, exchange_name(exchange), kNames[int(k)]);
+}
+
+// Runs: touching runs merge; none is longer than an int. Addresses only, nothing is read.
+void test_runs() {
+  auto at = [](std::uintptr_t a) { return reinterpret_cast<const void*>(a); };
+  const std::uintptr_t base = std::uintptr_t(1) << 40;
+  const std::size_t big = std::size_t(std::numeric_limits<int>::max()) + 10;
+  dualopt::mpi::detail::Runs r(sizeof(T));
+  r.add(at(base), big);
+  r.add(at(base + big * sizeof(T)), 5);          // touches: merged into the second block
+  r.add(at(base + (big + 6) * sizeof(T)), 1);    // a gap: a block of its own
+  r.add(at(base + (big + 7) * sizeof(T)), 0);    // nothing
+  const std::vector<int> expect{std::numeric_limits<int>::max(), 15, 1};
+  CHECK(r.lengths() == expect, "runs split at INT_MAX and merge when they touch");
+  if (world_rank == 0) std::printf("runs       merged when touching, split at INT_MAX\n");
 }
 
 // 1: a rank with another setup gives the same clear error on every rank (no hang).
@@ -247,12 +339,13 @@ void test_mismatch(MPI_Comm comm) {
 }
 
 // 4: a NaN on one rank follows the policy on every rank, as the plain optimizer on the mean does.
-void test_nonfinite(MPI_Comm comm) {
+void test_nonfinite(MPI_Comm comm, Exchange exchange) {
   const int n = size_of(comm), r = rank_of(comm);
   using Opt = dualopt::Mango<T>;
   for (auto policy : {dualopt::NonFinite::Throw, dualopt::NonFinite::SkipStep, dualopt::NonFinite::SkipTensor}) {
     Net mine, ref;
     dualopt::mpi::Sharded<Opt> sh(comm);
+    sh.set_exchange(exchange);
     Opt plain;
     sh.settings().set_nonfinite(policy);
     plain.set_nonfinite(policy);
@@ -276,14 +369,16 @@ void test_nonfinite(MPI_Comm comm) {
       } catch (const dualopt::Error& e) {
         e2 = e.what();
       }
-      const std::string what = "policy " + std::to_string(int(policy)) + " step " + std::to_string(step);
+      const std::string what =
+          std::string(exchange_name(exchange)) + " policy " + std::to_string(int(policy)) + " step " + std::to_string(step);
       CHECK(e1 == e2, what + ": '" + e1 + "' vs '" + e2 + "'");
       CHECK(mine.same_params(ref), what);
       CHECK(sh.skipped_tensors() == plain.skipped_tensors(), what + ": skipped tensors");
       CHECK(sh.step_count() == plain.step_count(), what + ": step count");
     }
   }
-  if (r == 0) std::printf("non-finite N = %d: every policy as the plain optimizer on every rank\n", n);
+  if (r == 0)
+    std::printf("non-finite N = %d, %-9s: every policy as the plain optimizer on every rank\n", n, exchange_name(exchange));
 }
 
 // 4: a consolidated checkpoint saved at N = 3 resumes exactly at N = 2, at N = 1 and in a plain
@@ -388,13 +483,20 @@ int main(int argc, char** argv) {
     for (Kind k : {Kind::Adam, Kind::AdamW, Kind::LaProp, Kind::Muon, Kind::Mango, Kind::SoapMuon})
       with_kind(k, [&](auto tag) {
         using Opt = decltype(tag);
-        test_bitwise<Opt>(k, world, false);
-        test_bitwise<Opt>(k, world, true);
+        for (Exchange e : {Exchange::Datatypes, Exchange::Packed}) {
+          test_bitwise<Opt>(k, world, false, e);
+          test_bitwise<Opt>(k, world, true, e);
+        }
         if (size_of(world) >= 3) test_checkpoint<Opt>(k, world);
         test_resume_matches_uninterrupted<Opt>(k, world);
       });
     test_mismatch(world);
-    test_nonfinite(world);
+    for (Exchange e : {Exchange::Datatypes, Exchange::Packed}) {
+      test_nonfinite(world, e);
+      test_flat_buffers<dualopt::AdamW<T>>(Kind::AdamW, world, e);
+      test_flat_buffers<dualopt::Muon<T>>(Kind::Muon, world, e);
+    }
+    test_runs();
   } catch (const std::exception& e) {
     ++failures;
     std::fprintf(stderr, "rank %d: unexpected exception: %s\n", world_rank, e.what());

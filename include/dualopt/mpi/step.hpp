@@ -1,6 +1,7 @@
 #pragma once
 // The step of a sharded optimizer (dualopt/mpi.hpp, which includes this header): the pieces'
-// exchange plan (prepare), then the four stages listed at the top of mpi.hpp (step_where).
+// exchange plan (prepare, build_datatypes), then the four stages listed at the top of mpi.hpp
+// (step_where).
 #include <algorithm>
 #include <cstdint>
 #include <cstring>
@@ -46,7 +47,7 @@ void Sharded<Opt>::prepare() {
     fill[o] += p.len;
   }
   const std::size_t own = owned[std::size_t(rank_)];
-  send_.assign(total, T(0));
+  types_fit_ = most * sizeof(T) <= std::size_t(std::numeric_limits<int>::max());
   recv_.assign(own * std::size_t(size_), T(0));
   sum_.assign(own, T(0));
   rcounts_.assign(std::size_t(size_), int(own));
@@ -56,7 +57,37 @@ void Sharded<Opt>::prepare() {
   chosen_.assign(records_.size(), 1);
   register_pieces(*inner_);
   inner_->set_nonfinite(NonFinite::Unchecked);  // decided collectively in step_where
+  if (types_fit_) build_datatypes();
   ready_ = true;
+  allocate_send();
+}
+
+// Exchange::Datatypes. The pieces for one peer go in the order of pieces_, as Packed lays them in
+// send_, so both exchanges move the same values to the same places. No rank receives into
+// memory it sends from: its own pieces go to no one but itself, and only as gradients into recv_.
+template <class Opt>
+void Sharded<Opt>::build_datatypes() {
+  const MPI_Datatype value = datatype<T>();
+  const std::size_t own = sum_.size();
+  for (detail::Side* s : {&grad_send_, &grad_recv_, &param_send_, &param_recv_}) s->reset(size_, value);
+  detail::Runs mine(sizeof(T));
+  for (std::size_t i : mine_) mine.add(records_[pieces_[i].tensor].param + pieces_[i].begin, pieces_[i].len);
+  // Owned by param_send_ once set for a peer, so only built when there is one.
+  const MPI_Datatype params_out = size_ > 1 ? detail::type_of(mine, value) : MPI_DATATYPE_NULL;
+  for (int r = 0; r < size_; ++r) {
+    detail::Runs grads(sizeof(T)), params(sizeof(T)), in(sizeof(T));
+    for (const Piece& p : pieces_)
+      if (p.rank == r) {
+        grads.add(records_[p.tensor].grad + p.begin, p.len);
+        params.add(records_[p.tensor].param + p.begin, p.len);
+      }
+    in.add(recv_.data() + std::size_t(r) * own, own);
+    grad_send_.set(r, detail::type_of(grads, value));
+    grad_recv_.set(r, detail::type_of(in, value));
+    if (r == rank_) continue;
+    param_send_.set(r, params_out);
+    param_recv_.set(r, detail::type_of(params, value));
+  }
 }
 
 template <class Opt>
@@ -73,16 +104,15 @@ void Sharded<Opt>::step_where(const std::function<bool(const std::string&)>* whi
       std::memcpy(sum_.data() + mine_pos_[k], records_[p.tensor].grad + p.begin, p.len * sizeof(T));
     }
   } else {
-    for (const Copy& c : pack_grad_) std::memcpy(send_.data() + c.pos, c.at, c.len * sizeof(T));
-    MPI_Alltoallv(send_.data(), counts_.data(), displs_.data(), datatype<T>(), recv_.data(), rcounts_.data(),
-                  rdispls_.data(), datatype<T>(), comm_);
-    const T div = T(size_);
-    T* s = sum_.data();
-    const T* g = recv_.data();
-    for (std::size_t j = 0; j < own; ++j) s[j] = g[j];
-    for (std::size_t r = 1; r < n; ++r)
-      for (std::size_t j = 0; j < own; ++j) s[j] += g[r * own + j];
-    for (std::size_t j = 0; j < own; ++j) s[j] /= div;
+    if (packed()) {
+      for (const Copy& c : pack_grad_) std::memcpy(send_.data() + c.pos, c.at, c.len * sizeof(T));
+      MPI_Alltoallv(send_.data(), counts_.data(), displs_.data(), datatype<T>(), recv_.data(), rcounts_.data(),
+                    rdispls_.data(), datatype<T>(), comm_);
+    } else {
+      MPI_Alltoallw(MPI_BOTTOM, grad_send_.counts.data(), grad_send_.displs.data(), grad_send_.types.data(), MPI_BOTTOM,
+                    grad_recv_.counts.data(), grad_recv_.displs.data(), grad_recv_.types.data(), comm_);
+    }
+    detail::rank_ordered_mean(sum_.data(), recv_.data(), own, n);
   }
   // 2. One decision on every rank from every owner's check.
   for (std::size_t i = 0; i < records_.size(); ++i) chosen_[i] = !which || (*which)(records_[i].name);
@@ -130,6 +160,11 @@ void Sharded<Opt>::step_where(const std::function<bool(const std::string&)>* whi
     inner_->step([this](const std::string& piece) { return bool(chosen_[piece_tensor_.at(piece)]); });
   }
   // 4. Every rank's updated parameters to every rank.
+  if (!packed()) {
+    MPI_Alltoallw(MPI_BOTTOM, param_send_.counts.data(), param_send_.displs.data(), param_send_.types.data(), MPI_BOTTOM,
+                  param_recv_.counts.data(), param_recv_.displs.data(), param_recv_.types.data(), comm_);
+    return;
+  }
   for (std::size_t k = 0; k < mine_.size(); ++k) {
     const Piece& p = pieces_[mine_[k]];
     std::memcpy(send_.data() + std::size_t(displs_[std::size_t(rank_)]) + mine_pos_[k], records_[p.tensor].param + p.begin,
