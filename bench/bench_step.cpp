@@ -108,6 +108,13 @@ std::unique_ptr<Optimizer<T>> make(const std::string& kind) {
     for (auto& p : m) (hidden(p) ? o->add(p.name, p.w.data(), p.g.data(), p.shape) : o->add_adamw(p.name, p.w.data(), p.g.data(), p.shape));
     return o;
   }
+  if (kind == "muon_bf16") {  // spectral(compute=bf16): bf16 Newton-Schulz where bf16_backend() runs
+    norms::Spectral s;
+    s.compute = linalg::NsCompute::Bf16;
+    auto o = std::make_unique<Muon<T>>(MuonConfig{}, aux_adamw_defaults(), s);
+    for (auto& p : m) (hidden(p) ? o->add(p.name, p.w.data(), p.g.data(), p.shape) : o->add_adamw(p.name, p.w.data(), p.g.data(), p.shape));
+    return o;
+  }
   if (kind == "mango") {
     auto o = std::make_unique<Mango<T>>();
     for (auto& p : m) o->add(p.name, p.w.data(), p.g.data(), p.shape, presets::mango_reference_norm(p.name, p.shape, 12));
@@ -368,6 +375,8 @@ int main(int argc, char** argv) {
     else
       reg("ns/" + k, [k](benchmark::State& s) { bm_ns(s, k); }, 2);
   }
+  // Muon with the bf16 Newton-Schulz (issue 17); float where linalg::bf16_backend() is not available.
+  reg("step/muon_bf16", [](benchmark::State& s) { bm_step(s, "muon_bf16", NonFinite::Throw); }, 2);
 
   std::unique_ptr<benchmark::BenchmarkReporter> display(benchmark::CreateDefaultDisplayReporter());
   BestTimes collector(display.get());

@@ -2,7 +2,7 @@
 """PyTorch CPU peers of our benchmarks, timed in the same run as ours, at several thread counts.
 
   python3 bench/compare_torch.py [--build build-bench] [--threads 1,2,4,8,16] [--repeats 3]
-                                 [--shapes 768x3072,1024x4096,2048x2048,4096x4096] [--skip-steps]
+                                 [--shapes 768x3072,1024x4096,2048x2048,4096x4096] [--skip-steps] [--bf16]
 
 For each thread count t, torch with torch.set_num_threads(t) times (min over --repeats runs,
 after one untimed run):
@@ -18,6 +18,11 @@ after one untimed run):
     vectors to AdamW), with torch.optim.Muon's Newton-Schulz replaced by the float loop above;
     skipped, with a note, when torch has no torch.optim.Muon. Our Mango step is set against the
     same torch Muon step.
+With --bf16 also (issue 17): torch's bf16 Newton-Schulz, i.e. torch.optim.Muon's own function
+(bf16 by default; a transcription of its addmm loop in bf16 where torch has no Muon), with its
+distance to the float loop above (relative Frobenius, the same input); torch.optim.Muon's default
+step (bf16 NS, unpatched) against our Muon with spectral(compute=bf16) (bench_step's
+step/muon_bf16); and our bench_bf16_ns (bf16 NS through oneDNN, needs -DDUALOPT_BF16=onednn).
 Then our bench programs run at the same t, on the same shapes (bench_newton_schulz
 --threads=t, bench_step --threads=t), and one table prints ms, torch / ours and rates.
 Exits 0 with a message when torch cannot be imported.
@@ -68,6 +73,39 @@ def torch_ns_float(torch, g, steps=5, eps=1e-7, abc=NS_ABC):
     return x.T if tall else x
 
 
+ORIGINAL_NS = {}  # (module name, function name) -> torch.optim.Muon's own function, before any patch
+
+
+def original_muon_ns(torch):
+    """[(module, name, original function)] of torch.optim.Muon's Newton-Schulz; [] without Muon."""
+    out = []
+    for mod, n in muon_ns_functions(torch):
+        f = getattr(mod, n)
+        if not getattr(f, "_dualopt_float", False):
+            ORIGINAL_NS.setdefault((mod.__name__, n), f)
+        if (mod.__name__, n) in ORIGINAL_NS:
+            out.append((mod, n, ORIGINAL_NS[(mod.__name__, n)]))
+    return out
+
+
+def torch_ns_bf16(torch, g, steps=5, eps=1e-7, abc=NS_ABC):
+    """torch.optim.Muon's default Newton-Schulz (bf16), or its addmm loop transcribed in bf16."""
+    for _, _, f in original_muon_ns(torch)[:1]:
+        names = list(inspect.signature(f).parameters)
+        args = {"ns_coefficients": abc, "ns_steps": steps, "eps": eps}
+        return f(g, **{p: args[p] for p in names[1:] if p in args})
+    a, b, c = abc
+    x = g.bfloat16()
+    tall = g.size(0) > g.size(1)
+    if tall:
+        x = x.T
+    x = x / x.norm().clamp(min=eps)
+    for _ in range(steps):
+        gram = x @ x.T
+        x = torch.addmm(x, torch.addmm(gram, gram, gram, beta=b, alpha=c), x, beta=a)
+    return x.T if tall else x
+
+
 def make_model(torch):
     gen = torch.Generator().manual_seed(1)
     params = []
@@ -107,14 +145,12 @@ def muon_ns_functions(torch):
 
 
 def patch_muon_float(torch):
-    """torch.optim.Muon's Newton-Schulz with the bf16 cast removed; returns False without Muon."""
-    found = muon_ns_functions(torch)
+    """torch.optim.Muon's Newton-Schulz with the bf16 cast removed; returns False without Muon.
+    unpatch_muon() puts the original (bf16) function back."""
+    found = original_muon_ns(torch)
     if not found:
         return False
-    for mod, n in found:
-        orig = getattr(mod, n)
-        if getattr(orig, "_dualopt_float", False):
-            continue
+    for mod, n, orig in found:
         sig = inspect.signature(orig)
 
         def float_ns(*args, _sig=sig, **kw):
@@ -132,13 +168,22 @@ def patch_muon_float(torch):
     return True
 
 
-def time_torch(torch, t, shapes, repeats, steps, step_repeats, kinds):
+def unpatch_muon(torch):
+    for mod, n, orig in original_muon_ns(torch):
+        setattr(mod, n, orig)
+
+
+def time_torch(torch, t, shapes, repeats, steps, step_repeats, kinds, bf16=False):
     torch.set_num_threads(t)
     res = {}
     gen = torch.Generator().manual_seed(2)
     for (r, c) in shapes:
         g = torch.randn(r, c, generator=gen)
         res[f"ns/{r}x{c}"] = best_of(lambda: torch_ns_float(torch, g), repeats)
+        if bf16:
+            res[f"ns_bf16/{r}x{c}"] = best_of(lambda: torch_ns_bf16(torch, g), repeats)
+            yf, yb = torch_ns_float(torch, g), torch_ns_bf16(torch, g).float()
+            res[f"ns_bf16_err/{r}x{c}"] = float((yb - yf).norm() / yf.norm())
         m, n = min(r, c), max(r, c)
         a, b = torch.randn(m, m, generator=gen), torch.randn(m, n, generator=gen)
         out = torch.empty(m, n)
@@ -154,13 +199,20 @@ def time_torch(torch, t, shapes, repeats, steps, step_repeats, kinds):
         res["adamw_kind"] = kind
         res["nparams"] = sum(p.numel() for _, p in params)
         del opt
+        hidden = [p for n, p in params if n in ("qkv", "proj", "fc", "fcproj")]
+        rest = [p for n, p in params if n not in ("qkv", "proj", "fc", "fcproj")]
+        if bf16 and hasattr(torch.optim, "Muon"):  # torch.optim.Muon's default: bf16 Newton-Schulz
+            unpatch_muon(torch)
+            muon = torch.optim.Muon(hidden, lr=0.02)
+            aux, _ = adamw(torch, rest)
+            res["muon_bf16"] = best_of(lambda: (muon.step(), aux.step()), step_repeats)
+            del muon, aux
         if ("muon" in kinds or "mango" in kinds) and patch_muon_float(torch):
-            hidden = [p for n, p in params if n in ("qkv", "proj", "fc", "fcproj")]
-            rest = [p for n, p in params if n not in ("qkv", "proj", "fc", "fcproj")]
             muon = torch.optim.Muon(hidden, lr=0.02)
             aux, _ = adamw(torch, rest)
             res["muon"] = best_of(lambda: (muon.step(), aux.step()), step_repeats)
             del muon, aux
+            unpatch_muon(torch)
         del params
     return res
 
@@ -186,7 +238,7 @@ def run_ours(binary, args):
     return times
 
 
-def time_ours(bench, t, shapes, repeats, steps, step_repeats, kinds):
+def time_ours(bench, t, shapes, repeats, steps, step_repeats, kinds, bf16=False):
     names = "|".join(f"{r}x{c}" for r, c in shapes)
     ns = run_ours(os.path.join(bench, "bench_newton_schulz"),
                   [f"--threads={t}", f"--benchmark_filter=^ns/({names})/(ours|gemm)/threads:{t}/",
@@ -197,13 +249,21 @@ def time_ours(bench, t, shapes, repeats, steps, step_repeats, kinds):
         g = ns.get(f"ns/{r}x{c}/gemm/threads:{t}")
         m, n = min(r, c), max(r, c)
         res[f"sgemm/{r}x{c}"] = 2.0 * m * m * n / g if g else None
+    if bf16:
+        nb = run_ours(os.path.join(bench, "bench_bf16_ns"),
+                      [f"--threads={t}", f"--benchmark_filter=^ns/({names})/bf16/threads:{t}/",
+                       f"--benchmark_repetitions={repeats}", "--benchmark_min_time=0.2"])
+        for r, c in shapes:
+            res[f"ns_bf16/{r}x{c}"] = nb.get(f"ns/{r}x{c}/bf16/threads:{t}")
     if steps:
+        all_kinds = kinds + (["muon_bf16"] if bf16 else [])
         st = run_ours(os.path.join(bench, "bench_step"),
                       [f"--threads={t}", "--skip_memory", f"--benchmark_repetitions={step_repeats}",
-                       f"--benchmark_filter=^(fused|step/({'|'.join(kinds)})|step_unchecked/adamw)/"])
+                       f"--benchmark_filter=^(fused|step/({'|'.join(all_kinds)})|step_unchecked/adamw)/"])
         res.update({k: st.get(v) for k, v in [("adamw", "step/adamw"), ("laprop", "step/laprop"),
                                               ("adamw_unchecked", "step_unchecked/adamw"), ("fused", "fused"),
-                                              ("muon", "step/muon"), ("mango", "step/mango")]})
+                                              ("muon", "step/muon"), ("mango", "step/mango"),
+                                              ("muon_bf16", "step/muon_bf16")]})
     return res
 
 
@@ -231,6 +291,7 @@ def main():
     ap.add_argument("--step-repeats", type=int, default=None, help="timed runs per optimizer step (default --repeats)")
     ap.add_argument("--step-kinds", default="adamw,laprop,muon,mango", help="our steps to time (Muon's are slow)")
     ap.add_argument("--torch-only", action="store_true", help="do not run our binaries")
+    ap.add_argument("--bf16", action="store_true", help="also bf16 Newton-Schulz and Muon's default bf16 step")
     opts = ap.parse_args()
     try:
         import torch
@@ -249,14 +310,19 @@ def main():
     for t in threads:
         sr = opts.step_repeats or opts.repeats
         kinds = [k for k in opts.step_kinds.split(",") if k]
-        tt = time_torch(torch, t, shapes, opts.repeats, steps, sr, kinds)
-        oo = {} if opts.torch_only else time_ours(bench, t, shapes, opts.repeats, steps, sr, kinds)
+        tt = time_torch(torch, t, shapes, opts.repeats, steps, sr, kinds, opts.bf16)
+        oo = {} if opts.torch_only else time_ours(bench, t, shapes, opts.repeats, steps, sr, kinds, opts.bf16)
         for r, c in shapes:
             k = f"ns/{r}x{c}"
             eff = naive_ns_flops(r, c) / oo[k] * 1e-9 if oo.get(k) else float("nan")
             rows.append((f"NS {r}x{c}", t, oo.get(k), tt[k],
                          f"eff {eff:.0f} GF/s; sgemm torch {tt['sgemm/%dx%d' % (r, c)] * 1e-9:.0f}, "
                          f"Eigen {(oo.get('sgemm/%dx%d' % (r, c)) or float('nan')) * 1e-9:.0f}"))
+        if opts.bf16:
+            for r, c in shapes:
+                k = f"ns_bf16/{r}x{c}"
+                rows.append((f"NS bf16 {r}x{c}", t, oo.get(k), tt[k],
+                             f"torch bf16 vs float {tt['ns_bf16_err/%dx%d' % (r, c)]:.2e} (ours: tool_bf16_accuracy)"))
         rows.append(("copy bandwidth (torch)", t, None, None, f"{tt['copy'] * 1e-9:.1f} GB/s (read + write)"))
         if steps:
             n = tt["nparams"]
@@ -271,6 +337,10 @@ def main():
             for k in ("muon", "mango"):
                 rows.append((f"{k} step, GPT-2 124M", t, oo.get(k), tt.get("muon"),
                              "vs torch.optim.Muon, float NS" if "muon" in tt else "torch has no torch.optim.Muon"))
+            if opts.bf16:
+                rows.append(("muon bf16 step, GPT-2 124M", t, oo.get("muon_bf16"), tt.get("muon_bf16"),
+                             "vs torch.optim.Muon's default (bf16 NS)" if "muon_bf16" in tt
+                             else "torch has no torch.optim.Muon"))
         print(f"... {t} threads done", flush=True)
         print_table([r for r in rows if r[1] == t])
 

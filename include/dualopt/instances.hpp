@@ -28,6 +28,7 @@
   KEYWORD template class dualopt::Optimizer<T>;                       \
   KEYWORD template class dualopt::detail::Scheduler<T>;               \
   KEYWORD template class dualopt::linalg::NewtonSchulz<T>;            \
+  KEYWORD template class dualopt::linalg::NewtonSchulzBf16<T>;        \
   KEYWORD template void dualopt::linalg::polar_factor<T>(dualopt::MatrixMap<T>);      \
   KEYWORD template void dualopt::norms::Norm::dualize<T>(dualopt::MatrixMap<T>, dualopt::Workspace<T>&) const; \
   KEYWORD template T dualopt::norms::Norm::norm<T>(const dualopt::ConstMatrixMap<T>&) const;                   \

@@ -98,9 +98,18 @@ class Norm {
       const char* prescale = s->prescale == linalg::NsPrescale::Frobenius       ? "frobenius"
                              : s->prescale == linalg::NsPrescale::SpectralPower ? "spectral_power"
                                                                                 : "spectral_exact";
-      return "spectral(ns=" + ns + ",prescale=" + prescale + ",eps=" + number(s->eps) + shape;
+      const char* compute = s->compute == linalg::NsCompute::Bf16 ? ",compute=bf16" : "";
+      return "spectral(ns=" + ns + ",prescale=" + prescale + ",eps=" + number(s->eps) + compute + shape;
     }
     return name();
+  }
+
+  // Empty, or a line saying that a setting asked for cannot be had here and what runs instead
+  // (spectral(compute=bf16) on a machine or build without a bf16 backend).
+  std::string notice() const {
+    if (const auto* h = std::get_if<HeadWise>(&v_)) return h->inner->notice();
+    if (const auto* s = std::get_if<Spectral>(&v_)) return s->notice();
+    return "";
   }
 
   // Throws unless the settings are usable: a Newton-Schulz schedule of at most 100 steps with

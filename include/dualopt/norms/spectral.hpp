@@ -5,12 +5,14 @@
 // header that includes Eigen's SVD (this one never does). The references scale by
 // sqrt(max(1, rows/cols)) so that tall matrices get RMS-matched updates; `shape_scale` toggles it.
 #include "../linalg/newton_schulz.hpp"
+#include "../linalg/newton_schulz_bf16.hpp"
 #include "../linalg/spectral_norm.hpp"
 #include "../tensor.hpp"
 #include "../workspace.hpp"
 
 #include <algorithm>
 #include <cmath>
+#include <string>
 #include <type_traits>
 
 namespace dualopt::norms {
@@ -25,6 +27,9 @@ struct Spectral {
   linalg::NsPrescale prescale = linalg::NsPrescale::Frobenius;
   double eps = 1e-7;
   bool shape_scale = true;
+  // Bf16: X stored in bf16, products summed in float (linalg/newton_schulz_bf16.hpp), where
+  // linalg::bf16_backend() is available; elsewhere the float iteration runs and notice() says so.
+  linalg::NsCompute compute = linalg::NsCompute::Float;
   // Set only by exact_spectral(): the SVD's polar factor in place of Newton-Schulz. Function
   // pointers, not a flag, so that programs which never ask for it do not compile Eigen's SVD
   // (it would double the build time of every optimizer).
@@ -32,6 +37,15 @@ struct Spectral {
     void (*as_float)(MatrixMap<float>) = nullptr;
     void (*as_double)(MatrixMap<double>) = nullptr;
   } exact;
+
+  bool runs_bf16() const {
+    return compute == linalg::NsCompute::Bf16 && exact.as_float == nullptr && linalg::bf16_backend().available;
+  }
+  // Empty, or one line saying that bf16 was asked for and float runs instead, and why.
+  std::string notice() const {
+    if (compute != linalg::NsCompute::Bf16 || exact.as_float != nullptr || runs_bf16()) return "";
+    return "spectral(compute=bf16) runs in float: " + linalg::bf16_backend().text;
+  }
 
   double scale_for(Eigen::Index rows, Eigen::Index cols) const {
     return shape_scale ? std::sqrt(std::max(1.0, double(rows) / double(cols))) : 1.0;
@@ -44,6 +58,9 @@ struct Spectral {
         exact.as_float(m);
       else
         exact.as_double(m);
+    } else if (runs_bf16()) {
+      ws.ns_bf16.set_threads(ws.ns.threads());
+      ws.ns_bf16.run(m, schedule, prescale, T(eps));
     } else {
       ws.ns.run(m, schedule, prescale, T(eps));
     }

@@ -43,7 +43,7 @@ class Scheduler {
     std::size_t bytes = 0;
     for (const auto& w : workspaces_)
       bytes += w.direction.capacity() * sizeof(T) + std::size_t(w.a.size() + w.b.size()) * sizeof(T) +
-               w.ns.workspace_bytes();
+               w.ns.workspace_bytes() + w.ns_bf16.workspace_bytes();
     return bytes;
   }
 
