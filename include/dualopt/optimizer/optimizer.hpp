@@ -163,8 +163,10 @@ class DUALOPT_ABI Optimizer {  // DUALOPT_ABI: abi.hpp (link-time check of vecto
     if (group_schedules_.size() < groups_.size()) group_schedules_.resize(groups_.size());
     group_schedules_[g] = std::move(s);
   }
-  const Schedule& schedule(GroupId g) const {
-    return g < group_schedules_.size() && group_schedules_[g] ? *group_schedules_[g] : schedule_;
+  const Schedule& schedule(GroupId g) const { return has_own_schedule(g) ? *group_schedules_[g] : schedule_; }
+  bool has_own_schedule(GroupId g) const { return g < group_schedules_.size() && group_schedules_[g].has_value(); }
+  void clear_schedule(GroupId g) {  // back to the optimizer's schedule
+    if (g < group_schedules_.size()) group_schedules_[g].reset();
   }
   double current_lr_factor(GroupId g) const { return schedule(g)(steps_); }
   void set_nonfinite(NonFinite p) { nonfinite_ = p; }
