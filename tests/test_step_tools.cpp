@@ -248,6 +248,8 @@ TEMPLATE_TEST_CASE("Schedules: any callable, per group, checked; checkpoints kee
   sched.opt.set_schedule(sched.opt.aux_group(), aux);
   CHECK(sched.opt.current_lr_factor() == 1.0);
   CHECK(sched.opt.current_lr_factor(sched.opt.aux_group()) == 0.0);
+  CHECK(sched.opt.has_own_schedule(sched.opt.aux_group()));
+  CHECK_FALSE(sched.opt.has_own_schedule(sched.opt.main_group()));
   const double lr = manual.opt.config().lr, aux_lr = manual.opt.aux_config().lr;
   for (std::int64_t k = 0; k < 4; ++k) {
     for (MuonModel<T>* m : {&sched, &manual}) {
@@ -264,6 +266,9 @@ TEMPLATE_TEST_CASE("Schedules: any callable, per group, checked; checkpoints kee
     CHECK(same_bits(sched.w, manual.w));
     CHECK(same_bits(sched.b, manual.b));
   }
+  manual.opt.set_schedule(manual.opt.aux_group(), aux);
+  manual.opt.clear_schedule(manual.opt.aux_group());  // back to the optimizer's
+  CHECK(manual.opt.current_lr_factor(manual.opt.aux_group()) == manual.opt.current_lr_factor());
   // A callable's bad factor refuses the step before anything is written.
   Muon<T>& o = sched.opt;
   for (double bad : {-0.5, std::numeric_limits<double>::quiet_NaN(), std::numeric_limits<double>::infinity()}) {
