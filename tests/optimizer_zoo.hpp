@@ -147,6 +147,9 @@ std::unique_ptr<dualopt::Optimizer<T>> make_optimizer(Kind kind) {
 
 // Registers one tensor the way a trainer would for this kind of optimizer, with its weights
 // and gradients at w and g (by default the tensor's own buffers).
+// The zoo's {2, 6, 8} tensors are llm.c-style stacks of separate matrices.
+constexpr dualopt::MatrixLayout kStacked = dualopt::MatrixLayout::Stacked;
+
 template <class T>
 void register_tensor(dualopt::Optimizer<T>& opt, Kind kind, Tensor<T>& t, T* w = nullptr, T* g = nullptr) {
   if (!w) w = t.w.data();
@@ -159,9 +162,9 @@ void register_tensor(dualopt::Optimizer<T>& opt, Kind kind, Tensor<T>& t, T* w =
     case Kind::Adam:
     case Kind::AdamW: dynamic_cast<dualopt::Adam<T>&>(opt).add(t.name, w, g, t.shape, t.norm); break;
     case Kind::LaProp: dynamic_cast<dualopt::LaProp<T>&>(opt).add(t.name, w, g, t.shape, t.norm); break;
-    case Kind::Muon: dynamic_cast<dualopt::Muon<T>&>(opt).add(t.name, w, g, t.shape); break;
-    case Kind::Mango: dynamic_cast<dualopt::Mango<T>&>(opt).add(t.name, w, g, t.shape, t.norm); break;
-    case Kind::SoapMuon: dynamic_cast<dualopt::SoapMuon<T>&>(opt).add(t.name, w, g, t.shape); break;
+    case Kind::Muon: dynamic_cast<dualopt::Muon<T>&>(opt).add(t.name, w, g, t.shape, kStacked); break;
+    case Kind::Mango: dynamic_cast<dualopt::Mango<T>&>(opt).add(t.name, w, g, t.shape, t.norm, kStacked); break;
+    case Kind::SoapMuon: dynamic_cast<dualopt::SoapMuon<T>&>(opt).add(t.name, w, g, t.shape, kStacked); break;
   }
 }
 

@@ -271,7 +271,8 @@ TEMPLATE_TEST_CASE("every norm maps a zero direction to zero", "", float, double
     std::vector<std::vector<T>> w(all.size(), std::vector<T>(shape.numel(), T(0.25)));
     std::vector<std::vector<T>> g(all.size(), std::vector<T>(shape.numel(), T(0)));
     Mango<T> mango;
-    for (std::size_t i = 0; i < all.size(); ++i) mango.add("m" + std::to_string(i), w[i].data(), g[i].data(), shape, all[i]);
+    for (std::size_t i = 0; i < all.size(); ++i)
+      mango.add("m" + std::to_string(i), w[i].data(), g[i].data(), shape, all[i], MatrixLayout::Stacked);
     for (int k = 0; k < 30; ++k) mango.step();
     for (std::size_t i = 0; i < all.size(); ++i) {
       INFO(all[i].name() << (tall ? " tall" : " stacked"));

@@ -12,6 +12,7 @@
 #include <Eigen/SVD>
 #include <algorithm>
 #include <cmath>
+#include <limits>
 #include <random>
 #include <string>
 #include <type_traits>
@@ -142,8 +143,12 @@ struct ReferenceMango {
 };
 
 // Largest |W_lib - W_ref| over the largest |W_ref - W_0|, over all tensors, after `steps` steps.
+// `harness`: the reference's training harness around the optimizer (optax clip_by_global_norm(10)
+// and apply_if_finite): every gradient divided by the global norm and times 10 when the norm is
+// above 10, and a step with a non-finite gradient (step 7 here) skipped whole; the library runs
+// clip_global_norm(10) with NonFinite::SkipStep.
 template <class T>
-double distance_error(bool best, bool fast, int steps) {
+double distance_error(bool best, bool fast, int steps, bool harness = false) {
   std::mt19937_64 rng(2024);
   std::normal_distribution<double> nd;
   Mango<T> opt;
@@ -164,18 +169,41 @@ double distance_error(bool best, bool fast, int steps) {
                                  : presets::mango_reference_norm(t.name, shape, kHeads));
     opt.add(t.name, w[i].data(), g[i].data(), shape, std::move(n));
   }
+  if (harness) {
+    opt.clip_global_norm(10.0);
+    opt.set_nonfinite(NonFinite::SkipStep);
+  }
+  int clipped = 0, skipped = 0;
   for (int k = 0; k < steps; ++k) {
+    std::vector<Vec> gts(kModel.size());
+    double squares = 0;
     for (std::size_t i = 0; i < kModel.size(); ++i) {
       const Tensor& t = kModel[i];
       // Gradients with a dominant direction plus noise, like a trained layer's.
       Vec gd(numel(t));
       for (std::size_t j = 0; j < gd.size(); ++j) gd[j] = (k % 3 + 1) * (0.3 * nd(rng) + (j % 5 == 0 ? 1.0 : 0.0));
+      if (harness && k == 7 && i == 4) gd[5] = std::numeric_limits<double>::quiet_NaN();
       for (std::size_t j = 0; j < gd.size(); ++j) g[i][j] = T(gd[j]);
-      const Vec gt(g[i].begin(), g[i].end());  // the reference sees the same (rounded) gradient
-      const std::size_t r = t.dims[0], c = t.dims.size() > 1 ? t.dims[1] : 1;
-      refs[i].step(w_ref[i], gt, r, c, best ? t.best : t.reference);
+      gts[i].assign(g[i].begin(), g[i].end());  // the reference sees the same (rounded) gradient
+      for (double x : gts[i]) squares += x * x;
     }
-    opt.step();
+    const double norm = std::sqrt(squares);
+    if (!harness || std::isfinite(norm)) {
+      for (std::size_t i = 0; i < kModel.size(); ++i) {
+        const Tensor& t = kModel[i];
+        if (harness && norm > 10.0)
+          for (double& x : gts[i]) x = x / norm * 10.0;
+        const std::size_t r = t.dims[0], c = t.dims.size() > 1 ? t.dims[1] : 1;
+        refs[i].step(w_ref[i], gts[i], r, c, best ? t.best : t.reference);
+      }
+    }
+    const StepReport& report = opt.step();
+    clipped += report.clip_factor < 1.0;
+    skipped += report.step_skipped;
+  }
+  if (harness) {  // the setting was exercised: every finite step clipped, one skipped
+    CHECK(clipped == steps - 1);
+    CHECK(skipped == 1);
   }
   double err = 0;
   for (std::size_t i = 0; i < kModel.size(); ++i) {
@@ -203,6 +231,13 @@ TEMPLATE_TEST_CASE("Mango presets reproduce the Mango reference chain over 30 st
     // comparison above could not see the prescale.
     CHECK(distance_error<T>(best, true, 30) > 1e-2);
   }
+}
+
+TEMPLATE_TEST_CASE("The Mango reference's harness (clip to global norm 10, skip non-finite steps) is reproducible",
+                   "[presets][mango][clip]", float, double) {
+  using T = TestType;
+  // Every step's norm is above 10 (about 18 to 55), so each finite step is clipped.
+  CHECK(distance_error<T>(false, false, 30, true) < (std::is_same<T, float>::value ? 2e-5 : 1e-9));
 }
 
 TEMPLATE_TEST_CASE("Lanczos sigma_max agrees with the exact one", "[spectral_norm]", float, double) {

@@ -10,11 +10,14 @@
 //   #include <dualopt/instances.hpp>
 //
 // Compile every file with the same vector flags (all with -march=native, or none): Eigen aligns
-// its buffers by the instruction set, so AVX and non-AVX objects sharing these classes corrupt
-// each other's heap. A program that skips this header is unaffected: the templates instantiate
-// where used, as usual. Only the members defined outside their class bodies (the step, Newton-
-// Schulz's run, the norms' dual maps) are kept out of other files; members defined inside a class
-// are inline and may still be compiled wherever they are used.
+// its buffers by the instruction set, so AVX and non-AVX code sharing these classes would
+// corrupt each other's heap. That mistake fails at link time: the classes' linker names carry
+// the flags (abi.hpp), so a file built with other flags finds no code, e.g. "undefined reference
+// to dualopt::Optimizer[abi:vec_avx_a32_s32]<float>::step_where". A program that skips this
+// header is unaffected: the templates instantiate where used, as usual. Only the members
+// defined outside their class bodies (the step, Newton-Schulz's run, the norms' dual maps) are
+// kept out of other files; members defined inside a class are inline and may still be compiled
+// wherever they are used.
 #include "dualopt.hpp"
 #include "norms/exact_spectral.hpp"
 

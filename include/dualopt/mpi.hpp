@@ -57,7 +57,7 @@ struct Local final : Opt {
   }
 };
 
-// Copies every hyperparameter and the schedule of `from` into `to` (same optimizer type).
+// Copies every hyperparameter and the schedules of `from` into `to` (same optimizer type).
 template <class T>
 void copy_settings(Optimizer<T>& from, Optimizer<T>& to) {
   for (std::size_t g = 0; g < from.group_count(); ++g) {
@@ -70,6 +70,11 @@ void copy_settings(Optimizer<T>& from, Optimizer<T>& to) {
     });
   }
   to.set_schedule(from.schedule());
+  for (std::size_t g = 0; g < from.group_count(); ++g)
+    from.has_own_schedule(g) ? to.set_schedule(g, from.schedule(g)) : to.clear_schedule(g);
+  // A global norm would need every rank's squares (an allreduce the sharded step does not do yet).
+  if (from.clip().enabled() || to.clip().enabled())
+    throw Error("dualopt::mpi: clip_global_norm is not supported by Sharded; clip the averaged gradients before step()");
 }
 }  // namespace detail
 

@@ -1,19 +1,34 @@
 #pragma once
 // Learning-rate multipliers as a function of the number of completed steps k (0-based), so a
 // warmup starting at 0 makes the first update zero while the moments still update, as in the
-// Mango reference.
+// Mango reference. A schedule is one of the kinds below or any callable double(std::int64_t k);
+// every factor must be finite and >= 0 (a negative one would be gradient ascent).
 #include "error.hpp"
 
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
+#include <functional>
+#include <memory>
 #include <string>
+#include <type_traits>
+#include <utility>
 
 namespace dualopt {
 
 class Schedule {
  public:
-  enum class Kind { Constant, WarmupLinear, WarmupCosine, Trapezoid };
+  // Custom: the trainer's callable. Checkpoints save its kind, not its code (see checkpoint.hpp).
+  enum class Kind { Constant, WarmupLinear, WarmupCosine, Trapezoid, Custom };
+
+  Schedule() : Schedule(Kind::Constant, 0, 0, 0, 1.0) {}
+  // Any callable double(std::int64_t k), e.g. a lambda; its factors are checked at every step
+  // (factor() throws dualopt::Error, before the step writes anything, for a NaN, Inf or negative one).
+  template <class F, class = std::enable_if_t<!std::is_same_v<std::decay_t<F>, Schedule> &&
+                                              std::is_invocable_r_v<double, const F&, std::int64_t>>>
+  Schedule(F f)  // NOLINT: implicit on purpose, set_schedule([](std::int64_t k) { ... })
+      : kind_(Kind::Custom), warmup_(0), total_(0), cooldown_(0), final_(1.0),
+        custom_(std::make_shared<const std::function<double(std::int64_t)>>(std::move(f))) {}
 
   static Schedule constant() { return Schedule(Kind::Constant, 0, 0, 0, 1.0); }
   // Linear 0 -> 1 over `warmup` steps, then linear down to `final_factor` at `total` (the note's setup).
@@ -28,8 +43,18 @@ class Schedule {
     return Schedule(Kind::Trapezoid, warmup, total, cooldown, final_factor);
   }
 
+  // The factor after k completed steps, checked: throws dualopt::Error unless finite and >= 0.
+  double factor(std::int64_t k) const {
+    const double f = (*this)(k);
+    if (!(std::isfinite(f) && f >= 0.0))
+      throw Error("dualopt: schedule factor at step " + std::to_string(k) + " is " + std::to_string(f) +
+                  ", not a finite number >= 0; nothing was updated");
+    return f;
+  }
+
   double operator()(std::int64_t k) const {
     if (kind_ == Kind::Constant) return 1.0;
+    if (kind_ == Kind::Custom) return (*custom_)(k);
     if (k < warmup_) return double(k) / double(warmup_);
     const double done = std::min<double>(double(k), double(total_));
     switch (kind_) {
@@ -61,7 +86,7 @@ class Schedule {
       return "";
     };
     if (kind != Kind::Constant && kind != Kind::WarmupLinear && kind != Kind::WarmupCosine && kind != Kind::Trapezoid)
-      return "unknown schedule kind";
+      return kind == Kind::Custom ? "a custom schedule is made from its callable" : "unknown schedule kind";
     for (const std::string& p : {count(warmup, "warmup"), count(total, "total"), count(cooldown, "cooldown")})
       if (!p.empty()) return p;
     if (!std::isfinite(f) || f < 0) return "final factor " + std::to_string(f) + " is not a finite number >= 0";
@@ -91,6 +116,8 @@ class Schedule {
   Kind kind_;
   std::int64_t warmup_, total_, cooldown_;
   double final_;
+  // Shared, so copies of a schedule (per group, in a checkpoint's staging) stay cheap.
+  std::shared_ptr<const std::function<double(std::int64_t)>> custom_;
 };
 
 }  // namespace dualopt

@@ -17,6 +17,7 @@ struct Workspace {
   // vectorized pass over it splits the same way on every thread's workspace.
   std::vector<T, Eigen::aligned_allocator<T>> direction;
   Matrix<T> a, b;            // matrix scratch for rules that rotate (SOAP)
+  std::vector<T> scaled_grad;  // a clipped gradient, for rules that read the whole tensor (SOAP)
 
   T* direction_buffer(std::size_t n) {
     if (direction.size() < n) direction.resize(n);

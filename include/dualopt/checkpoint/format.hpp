@@ -19,7 +19,9 @@
 //   scalar         u8        'f' (float) or 'd' (double): the type of every buffer value
 //   kind           str       Optimizer::kind(): adam, adamw, laprop, muon, mango, soap_muon, custom
 //   steps          i64       Optimizer::step_count()
-//   schedule       u8        0 constant, 1 warmup-linear, 2 warmup-cosine, 3 trapezoid
+//   schedule       u8        0 constant, 1 warmup-linear, 2 warmup-cosine, 3 trapezoid, 4 custom
+//                            (a callable: not saved; load() keeps the optimizer's own, which must
+//                            be custom too; older readers refuse 4 as an unknown kind)
 //                  i64 x 3   warmup, total, cooldown
 //                  f64       final factor
 //   group count    u32

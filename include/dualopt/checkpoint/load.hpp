@@ -59,7 +59,12 @@ Header read_header(Reader& in, const Optimizer<T>& opt) {
   const auto steps = in.pod<std::int64_t>("the step count");
   if (steps < 0 || steps > kMaxCount) in.fail("step count " + std::to_string(steps) + " is outside [0, 2^53]");
   const auto sched_kind = in.pod<std::uint8_t>("the schedule kind");
-  if (sched_kind > std::uint8_t(Schedule::Kind::Trapezoid)) in.fail("unknown schedule kind " + std::to_string(sched_kind));
+  if (sched_kind > std::uint8_t(Schedule::Kind::Custom)) in.fail("unknown schedule kind " + std::to_string(sched_kind));
+  // A callable is not saved, only that there was one: the trainer sets it again before load().
+  const bool custom = sched_kind == std::uint8_t(Schedule::Kind::Custom);
+  if (custom && opt.schedule().kind() != Schedule::Kind::Custom)
+    in.fail("was saved with a custom schedule (a callable, which a checkpoint cannot hold): set_schedule() "
+            "the same callable before load()");
   std::int64_t sched_ints[3];
   const char* const sched_names[3] = {"warmup", "total", "cooldown"};
   for (int i = 0; i < 3; ++i) {
@@ -69,6 +74,7 @@ Header read_header(Reader& in, const Optimizer<T>& opt) {
   }
   const auto sched_final = in.pod<double>("the schedule's final factor");
   const auto kind = Schedule::Kind(sched_kind);
+  if (custom) return {version, steps, opt.schedule()};
   if (const std::string p = Schedule::problem(kind, sched_ints[0], sched_ints[1], sched_ints[2], sched_final); !p.empty())
     in.fail("schedule: " + p);
   return {version, steps, Schedule::from_parts(kind, sched_ints[0], sched_ints[1], sched_ints[2], sched_final)};

@@ -27,6 +27,7 @@
 // Every product is cut into panels or tiles fixed by the matrix shape (never by the thread count),
 // each one single-threaded Eigen call, so the result is bitwise the same whether they
 // run on one thread or several (set_threads).
+#include "../abi.hpp"
 #include "../error.hpp"
 #include "../tensor.hpp"
 #include "ns_schedule.hpp"
@@ -47,7 +48,7 @@
 namespace dualopt::linalg {
 
 template <class T>
-class NewtonSchulz {
+class DUALOPT_ABI NewtonSchulz {  // DUALOPT_ABI: abi.hpp
  public:
   // Singular-value growth a Gram segment may accumulate in Q before X is refreshed (see top).
   static constexpr double kGramFirstGainLimit = 48.0;

@@ -1,6 +1,7 @@
 #pragma once
 // Exact polar factor and nuclear norm through Eigen's SVD: the reference Newton-Schulz is
 // tested against, and the exact option of the spectral norm.
+#include "../abi.hpp"
 #include "../tensor.hpp"
 
 #include <Eigen/SVD>
@@ -9,7 +10,7 @@ namespace dualopt::linalg {
 
 // U V^T over the nonzero singular values (a zero block maps to zero, never NaN).
 template <class T>
-void polar_factor(MatrixMap<T> x) {
+DUALOPT_ABI void polar_factor(MatrixMap<T> x) {
   using Dense = Eigen::Matrix<T, Eigen::Dynamic, Eigen::Dynamic>;
   if (x.size() == 0) return;
   Eigen::BDCSVD<Dense> svd(Dense(x), Eigen::ComputeThinU | Eigen::ComputeThinV);

@@ -82,7 +82,12 @@ class Norm {
     if (const auto* h = std::get_if<HeadWise>(&v_))
       return "headwise(" + std::to_string(h->blocks) + "," + h->inner->description() + ")";
     if (const auto* s = std::get_if<Spectral>(&v_)) {
-      const std::string shape = ",shape_scale=" + std::string(s->shape_scale ? "1" : "0") + ")";
+      // "1" is the original scale (what checkpoints before adjust_lr say), so they still load.
+      const std::string shape = ",shape_scale=" +
+                                std::string(!s->shape_scale                                    ? "0"
+                                            : s->adjust_lr == AdjustLr::MatchRmsAdamW ? "match_rms_adamw"
+                                                                                               : "1") +
+                                ")";
       if (s->exact.as_float != nullptr) return "spectral(polar=svd" + shape;
       std::string ns;  // runs of equal steps: a,b,cxN
       for (std::size_t i = 0; i < s->schedule.steps.size();) {
@@ -136,6 +141,12 @@ class Norm {
   // Throws unless this norm can act on one matrix of `shape` (and its settings are usable).
   void check_shape(const std::string& tensor, const Shape& shape) const {
     check_settings(tensor);
+    // A vector under a spectral norm is an n x 1 matrix, whose polar factor is g / |g|: an l2
+    // normalization nobody means by "Muon". torch.optim.Muon refuses 1-D tensors too.
+    if (std::holds_alternative<Spectral>(v_) && shape.is_vector())
+      throw tensor_error(tensor, "a spectral norm needs a matrix, and shape " + shape.str() +
+                                     " is 1-D: register biases and gains with add_adamw() (Muon, SOAP-Muon) or give them another "
+                                     "norm (norms::l2(), norms::null())");
     if (const auto* h = std::get_if<HeadWise>(&v_)) {
       const auto rows = static_cast<std::size_t>(shape.rows());
       if (h->blocks == 0 || rows % h->blocks != 0)

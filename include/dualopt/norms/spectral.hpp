@@ -3,7 +3,8 @@
 // norm. Newton-Schulz approximates the polar factor (singular values land in the schedule's
 // band, not exactly at 1); exact_spectral.hpp swaps in the SVD instead, and is the only norm
 // header that includes Eigen's SVD (this one never does). The references scale by
-// sqrt(max(1, rows/cols)) so that tall matrices get RMS-matched updates; `shape_scale` toggles it.
+// sqrt(max(1, rows/cols)) so that tall matrices get RMS-matched updates; `shape_scale` toggles it,
+// and `adjust_lr` picks torch.optim.Muon's adjust_lr_fn ("original" or "match_rms_adamw").
 #include "../linalg/newton_schulz.hpp"
 #include "../linalg/newton_schulz_bf16.hpp"
 #include "../linalg/spectral_norm.hpp"
@@ -16,6 +17,12 @@
 #include <type_traits>
 
 namespace dualopt::norms {
+
+// torch.optim.Muon's adjust_lr_fn for a rows x cols matrix (torch uses the first two dims of a 2-D
+// parameter; here the matrix the norm acts on, after flattening): "original" is Keller Jordan's
+// sqrt(max(1, rows/cols)); "match_rms_adamw" is Moonshot's 0.2 sqrt(max(rows, cols)), so that
+// AdamW's learning rate and weight decay carry over.
+enum class AdjustLr { Original, MatchRmsAdamW };
 
 struct Spectral {
   static constexpr const char* kName = "spectral";
@@ -30,6 +37,7 @@ struct Spectral {
   // Bf16: X stored in bf16, products summed in float (linalg/newton_schulz_bf16.hpp), where
   // linalg::bf16_backend() is available; elsewhere the float iteration runs and notice() says so.
   linalg::NsCompute compute = linalg::NsCompute::Float;
+  AdjustLr adjust_lr = AdjustLr::Original;  // the shape scale's formula (when shape_scale is on)
   // Set only by exact_spectral(): the SVD's polar factor in place of Newton-Schulz. Function
   // pointers, not a flag, so that programs which never ask for it do not compile Eigen's SVD
   // (it would double the build time of every optimizer).
@@ -48,7 +56,9 @@ struct Spectral {
   }
 
   double scale_for(Eigen::Index rows, Eigen::Index cols) const {
-    return shape_scale ? std::sqrt(std::max(1.0, double(rows) / double(cols))) : 1.0;
+    if (!shape_scale) return 1.0;
+    if (adjust_lr == AdjustLr::MatchRmsAdamW) return 0.2 * std::sqrt(double(std::max(rows, cols)));
+    return std::sqrt(std::max(1.0, double(rows) / double(cols)));
   }
   template <class T>
   void dualize(MatrixMap<T> m, Workspace<T>& ws) const {

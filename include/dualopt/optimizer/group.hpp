@@ -189,7 +189,9 @@ void Group<T, Rule>::step_range(TensorSlot<T>& s, std::int64_t t, double schedul
                                 std::size_t end, Workspace<T>&) {
   if constexpr (Rule::kElementwise) {
     const typename Rule::template Kernel<T> rule(cfg_, states_[s.index], t);
-    with_tensor_update(s, t, schedule, [&](const auto& update) { detail::for_each_direction<T>(rule, s.grad, begin, end - begin, update); });
+    with_tensor_update(s, t, schedule, [&](const auto& update) {
+      detail::for_each_direction<T>(rule, s.grad, begin, end - begin, update, s.grad_scale);
+    });
   }
 }
 
@@ -202,7 +204,8 @@ void Group<T, Rule>::step_rows(TensorSlot<T>& s, std::int64_t t, double schedule
     const std::size_t n = std::size_t((row1 - row0) * cols);
     T* d = ws.direction_buffer(n);
     const typename Rule::template Kernel<T> rule(cfg_, states_[s.index], t);
-    detail::for_each_direction<T>(rule, s.grad, begin, n, [d, begin](std::size_t i, T x) { d[i - begin] = x; });
+    detail::for_each_direction<T>(rule, s.grad, begin, n, [d, begin](std::size_t i, T x) { d[i - begin] = x; },
+                                  s.grad_scale);
     s.norm.template dualize_rows<T>(MatrixMap<T>(d, row1 - row0, cols), s.norm.independent_rows(s.shape), ws);
     update_from(s, d, begin, n, t, schedule);
   }
@@ -212,7 +215,13 @@ template <class T, class Rule>
 void Group<T, Rule>::step_tensor(TensorSlot<T>& s, std::int64_t t, double schedule, Workspace<T>& ws) {
   if constexpr (!Rule::kElementwise) {
     T* d = ws.direction_buffer(s.shape.numel());
-    if (!Rule::direction(cfg_, states_[s.index], s.grad, d, s.shape, t, ws)) return;
+    const T* g = s.grad;
+    if (s.grad_scale != T(1)) {  // clipped: the rule reads a scaled copy (the trainer's buffer stays as it is)
+      ws.scaled_grad.resize(s.shape.numel());
+      for (std::size_t i = 0; i < ws.scaled_grad.size(); ++i) ws.scaled_grad[i] = s.grad[i] * s.grad_scale;
+      g = ws.scaled_grad.data();
+    }
+    if (!Rule::direction(cfg_, states_[s.index], g, d, s.shape, t, ws)) return;
     for (std::size_t b = 0; b < s.shape.batch(); ++b)
       s.norm.template dualize<T>(matrix_view(d, s.shape, b), ws);
     update_from(s, d, 0, s.shape.numel(), t, schedule);

@@ -8,11 +8,14 @@
 // This header is the optimizer class: registration, the public API and the step's order of
 // work. Its stages live beside it in optimizer/; save() and load() are
 // defined in checkpoint/save.hpp and checkpoint/load.hpp (dualopt/optimizer.hpp includes all).
+#include "../abi.hpp"
 #include "../checkpoint/limits.hpp"
+#include "../clip.hpp"
 #include "../error.hpp"
 #include "../norms/norm.hpp"
 #include "../schedule.hpp"
 #include "../span.hpp"
+#include "../step_report.hpp"
 #include "../tensor.hpp"
 #include "../workspace.hpp"
 #include "group.hpp"
@@ -24,10 +27,12 @@
 #include "sweep.hpp"
 
 #include <algorithm>
+#include <cmath>
 #include <cstdint>
 #include <functional>
 #include <iosfwd>
 #include <memory>
+#include <optional>
 #include <string>
 #include <type_traits>
 #include <utility>
@@ -45,7 +50,7 @@ struct Access;
 }  // namespace checkpoint
 
 template <class T>
-class Optimizer {
+class DUALOPT_ABI Optimizer {  // DUALOPT_ABI: abi.hpp (link-time check of vector flags)
   static_assert(std::is_floating_point_v<T>, "dualopt optimizers work on float or double buffers");
 
  public:
@@ -126,13 +131,44 @@ class Optimizer {
                                      " buffer holds " + std::to_string(span.size));
   }
 
-  // One step of every tensor, with the learning rate from the schedule.
-  void step() { step_where(nullptr); }
+  // One step of every tensor, with the learning rate from the schedule; what it did (StepReport)
+  // stays readable until the next step.
+  const StepReport& step() {
+    step_where(nullptr);
+    return report_;
+  }
   // One step of the tensors `which` accepts (others keep their state and counters).
-  void step(const std::function<bool(const std::string&)>& which) { step_where(&which); }
+  const StepReport& step(const std::function<bool(const std::string&)>& which) {
+    step_where(&which);
+    return report_;
+  }
+  const StepReport& last_report() const { return report_; }
 
-  void set_schedule(Schedule s) { schedule_ = s; }
+  // Clips the gradients of the groups in `groups` (all groups when empty) to a global L2 norm
+  // of at most max_norm before the rules see them (clip.hpp); 0 turns clipping off.
+  void clip_global_norm(double max_norm, std::vector<GroupId> groups = {}) {
+    Clip c{max_norm, std::move(groups)};
+    if (const std::string p = c.problem(groups_.size()); !p.empty()) throw Error("dualopt: " + p);
+    clip_ = std::move(c);
+  }
+  const Clip& clip() const { return clip_; }
+
+  // The schedule of every group without its own (set_schedule(group, s)).
+  void set_schedule(Schedule s) { schedule_ = std::move(s); }
   const Schedule& schedule() const { return schedule_; }
+  // A group's own schedule (e.g. Muon's matrices and its AdamW apart), evaluated at the same step
+  // count; checkpoints restore the count, and the trainer sets the schedules themselves again.
+  void set_schedule(GroupId g, Schedule s) {
+    if (g >= groups_.size()) throw Error("dualopt: set_schedule: no group " + std::to_string(g));
+    if (group_schedules_.size() < groups_.size()) group_schedules_.resize(groups_.size());
+    group_schedules_[g] = std::move(s);
+  }
+  const Schedule& schedule(GroupId g) const { return has_own_schedule(g) ? *group_schedules_[g] : schedule_; }
+  bool has_own_schedule(GroupId g) const { return g < group_schedules_.size() && group_schedules_[g].has_value(); }
+  void clear_schedule(GroupId g) {  // back to the optimizer's schedule
+    if (g < group_schedules_.size()) group_schedules_[g].reset();
+  }
+  double current_lr_factor(GroupId g) const { return schedule(g)(steps_); }
   void set_nonfinite(NonFinite p) { nonfinite_ = p; }
   NonFinite nonfinite() const { return nonfinite_; }
   // Threads used to spread independent tensors (results do not depend on this number).
@@ -206,6 +242,10 @@ class Optimizer {
   detail::Scheduler<T> scheduler_;
   std::vector<std::string> skipped_;
   Schedule schedule_ = Schedule::constant();
+  std::vector<std::optional<Schedule>> group_schedules_;  // a group's own schedule, if set
+  std::vector<double> factors_;                           // each group's schedule factor this step
+  Clip clip_;
+  StepReport report_;
   NonFinite nonfinite_ = NonFinite::Throw;
   std::int64_t steps_ = 0;
   int threads_ = 0;
@@ -219,19 +259,49 @@ void Optimizer<T>::step_where(const std::function<bool(const std::string&)>* whi
   for (auto& g : groups_)
     if (const std::string p = detail::config_problem<T>(*g); !p.empty()) throw Error("dualopt: step refused: " + p);
   fit_state_to_config();
+  // Every group's factor before anything is written: a custom schedule's bad value refuses the step.
+  factors_.resize(groups_.size());
+  for (std::size_t g = 0; g < groups_.size(); ++g) factors_[g] = schedule(g).factor(steps_);
   std::vector<std::size_t> chosen;
   for (std::size_t i = 0; i < slots_.size(); ++i)
     if (!which || (*which)(slots_[i].name)) chosen.push_back(i);
   skipped_.clear();
-  if (nonfinite_ != NonFinite::Unchecked) {
-    std::vector<char> bad = scheduler_.nonfinite_gradients(slots_, chosen, threads());
+  report_.step = steps_;
+  report_.grad_norm = report_.clip_norm = StepReport::kNotMeasured;
+  report_.clip_factor = 1.0;
+  report_.step_skipped = false;
+  report_.skipped_tensors = 0;
+  report_.tensors.resize(chosen.size());
+  for (std::size_t i = 0; i < chosen.size(); ++i) {
+    report_.tensors[i] = StepReport::Tensor{chosen[i]};
+    slots_[chosen[i]].grad_scale = T(1);
+  }
+  if (nonfinite_ != NonFinite::Unchecked || clip_.enabled()) {
+    // One read of every gradient: the non-finite check and the squares behind the norms.
+    std::vector<double> squares;
+    std::vector<char> bad = scheduler_.nonfinite_gradients(slots_, chosen, threads(), squares);
     // A finite gradient so large that the rule's state would overflow counts as non-finite.
     for (std::size_t i = 0; i < chosen.size(); ++i)
       if (!bad[i]) bad[i] = groups_[slots_[chosen[i]].group]->overflows(slots_[chosen[i]]);
+    // Norms over the finite gradients (a bad one is skipped, or refuses the step).
+    double total = 0, in_scope = 0;
+    bool any_bad = false;
+    for (std::size_t i = 0; i < chosen.size(); ++i) {
+      any_bad |= bad[i] != 0;
+      if (bad[i]) continue;
+      report_.tensors[i].grad_norm = std::sqrt(squares[i]);
+      total += squares[i];
+      if (clip_.covers(slots_[chosen[i]].group)) in_scope += squares[i];
+    }
+    report_.grad_norm = std::sqrt(total);
     std::vector<std::size_t> keep;
     for (std::size_t i = 0; i < chosen.size(); ++i)
       (bad[i] ? skipped_.push_back(slots_[chosen[i]].name) : keep.push_back(chosen[i]));
-    if (!skipped_.empty()) {
+    if (nonfinite_ == NonFinite::Unchecked) {
+      // No check asked for: bad gradients go through unclipped, and no norm is claimed.
+      if (any_bad) report_.grad_norm = StepReport::kNotMeasured;
+      skipped_.clear();
+    } else if (!skipped_.empty()) {
       if (nonfinite_ == NonFinite::Throw) {
         std::string names;
         for (const auto& n : skipped_) names += (names.empty() ? "'" : ", '") + n + "'";
@@ -239,17 +309,31 @@ void Optimizer<T>::step_where(const std::function<bool(const std::string&)>* whi
         throw Error("dualopt: non-finite gradient in tensor " + names +
                     " (or one so large that the state would overflow); nothing was updated");
       }
+      report_.skipped_tensors = nonfinite_ == NonFinite::SkipStep ? chosen.size() : skipped_.size();
+      for (std::size_t i = 0; i < chosen.size(); ++i)
+        report_.tensors[i].skipped = nonfinite_ == NonFinite::SkipStep || bad[i];
       if (nonfinite_ == NonFinite::SkipStep) {
+        report_.step_skipped = true;
         skipped_.clear();
         for (std::size_t i : chosen) skipped_.push_back(slots_[i].name);
         return;
       }
       chosen = std::move(keep);
     }
+    if (clip_.enabled() && !(nonfinite_ == NonFinite::Unchecked && any_bad)) {
+      report_.clip_norm = std::sqrt(in_scope);
+      report_.clip_factor = clip_.factor(report_.clip_norm);
+      for (std::size_t i : chosen)
+        if (clip_.covers(slots_[i].group)) slots_[i].grad_scale = T(report_.clip_factor);
+    }
   }
-  scheduler_.run(slots_, groups_, chosen, schedule_(steps_), threads());
+  scheduler_.run(slots_, groups_, chosen, factors_, threads());
   for (std::size_t i : chosen) ++slots_[i].t;
   ++steps_;
+  // The direction RMS of tensors stepped in Rows units (StepReport::Tensor::update_rms).
+  const std::vector<double> squares = scheduler_.direction_squares(slots_.size());
+  for (StepReport::Tensor& r : report_.tensors)
+    if (!r.skipped && squares[r.slot] >= 0) r.update_rms = std::sqrt(squares[r.slot] / double(slots_[r.slot].shape.numel()));
 }
 
 }  // namespace dualopt

@@ -3,7 +3,10 @@
 // over threads, each thread with its own workspace. The cut depends on shapes only, and each unit
 // is computed the same way whichever thread takes it, so results are bitwise the same for any
 // thread count. The non-finite check is spread the same way.
+#include "../abi.hpp"
+#include "../clip.hpp"
 #include "../linalg/tiles.hpp"
+#include "../pragmas.hpp"
 #include "../workspace.hpp"
 #include "group.hpp"
 #include "nonfinite.hpp"
@@ -26,18 +29,31 @@ namespace dualopt::detail {
 constexpr std::size_t kChunk = std::size_t(1) << 18;
 
 template <class T>
-class Scheduler {
+class DUALOPT_ABI Scheduler {  // DUALOPT_ABI: abi.hpp
  public:
   using Slots = std::vector<TensorSlot<T>>;
   using Groups = std::vector<std::unique_ptr<GroupBase<T>>>;
 
   // For each chosen tensor (slots[chosen[i]]), whether its gradient holds a value whose square
-  // is not finite. Big gradients are checked in chunks so the check spreads over threads.
-  std::vector<char> nonfinite_gradients(const Slots& slots, const std::vector<std::size_t>& chosen, int threads);
+  // is not finite, and (into `squares`) the sum of its squares when it does not: one read of
+  // every gradient (clip.hpp). Big gradients are checked in chunks so the check spreads over
+  // threads; the chunks' sums are added in chunk order, the same for any thread count.
+  std::vector<char> nonfinite_gradients(const Slots& slots, const std::vector<std::size_t>& chosen, int threads,
+                                        std::vector<double>& squares);
 
-  // One step of the chosen tensors at schedule factor `factor`, on `threads` threads. Each
-  // tensor steps at its own t + 1; the caller advances the counters.
-  void run(Slots& slots, Groups& groups, const std::vector<std::size_t>& chosen, double factor, int threads);
+  // One step of the chosen tensors, group g at schedule factor factors[g], on `threads` threads.
+  // Each tensor steps at its own t + 1; the caller advances the counters.
+  void run(Slots& slots, Groups& groups, const std::vector<std::size_t>& chosen, const std::vector<double>& factors,
+           int threads);
+
+  // After run(): for each slot stepped in Rows units (an elementwise rule with a non-null norm),
+  // the sum of squares of its direction after the dual map; -1 for the others (StepReport).
+  std::vector<double> direction_squares(std::size_t slot_count) const {
+    std::vector<double> sq(slot_count, -1.0);
+    for (const Unit& u : units_)  // unit order is fixed by shapes: the same sum for any thread count
+      if (u.kind == Unit::Kind::Rows) sq[u.slot] = std::max(0.0, sq[u.slot]) + u.squares;
+    return sq;
+  }
 
   std::size_t workspace_bytes() const {
     std::size_t bytes = 0;
@@ -56,6 +72,7 @@ class Scheduler {
     std::size_t slot, begin, end, matrix;
     Kind kind;
     double cost;
+    double squares = 0;  // Rows: sum of D^2 over the unit after the dual map (direction_squares)
   };
   // A slice of one gradient for the non-finite check.
   struct Check {
@@ -65,14 +82,19 @@ class Scheduler {
   // Cuts the chosen tensors into units (see Unit and GroupBase).
   void build_units(const Slots& slots, const Groups& groups, const std::vector<std::size_t>& chosen);
 
-  static void run_unit(Slots& slots, Groups& groups, const Unit& u, double factor, Workspace<T>& ws) {
+  static void run_unit(Slots& slots, Groups& groups, Unit& u, const std::vector<double>& factors, Workspace<T>& ws) {
     TensorSlot<T>& s = slots[u.slot];
     GroupBase<T>& g = *groups[s.group];
+    const double factor = factors[s.group];
     switch (u.kind) {
       case Unit::Kind::Range: g.step_range(s, s.t + 1, factor, u.begin, u.end, ws); break;
-      case Unit::Kind::Rows:
+      case Unit::Kind::Rows: {
         g.step_rows(s, s.t + 1, factor, u.matrix, Eigen::Index(u.begin), Eigen::Index(u.end), ws);
+        // The dualized direction is still in the workspace (cache-warm): its squares for the report.
+        const auto n = Eigen::Index((u.end - u.begin) * std::size_t(s.shape.cols()));
+        u.squares = double(ConstArrayMap<T>(ws.direction.data(), n).square().sum());
         break;
+      }
       case Unit::Kind::Tensor: g.step_tensor(s, s.t + 1, factor, ws); break;
     }
   }
@@ -81,13 +103,14 @@ class Scheduler {
   std::vector<Unit> units_;
   std::vector<Check> checks_;
   std::vector<char> check_failed_;
+  std::vector<double> check_sums_;
 };
 
 // The members below are defined outside the class, so that they are not inline: a program that
 // compiles Scheduler<T> once (dualopt/instances.hpp) does not instantiate the step in every file.
 template <class T>
 std::vector<char> Scheduler<T>::nonfinite_gradients(const Slots& slots, const std::vector<std::size_t>& chosen,
-                                                    int threads) {
+                                                    int threads, std::vector<double>& squares) {
   (void)threads;  // unused without OpenMP
   checks_.clear();
   for (std::size_t i = 0; i < chosen.size(); ++i) {
@@ -95,14 +118,20 @@ std::vector<char> Scheduler<T>::nonfinite_gradients(const Slots& slots, const st
     for (std::size_t b = 0; b < n; b += kChunk) checks_.push_back({i, b, std::min(n, b + kChunk)});
   }
   check_failed_.assign(checks_.size(), 0);
+  check_sums_.assign(checks_.size(), 0.0);
   const auto nchecks = static_cast<std::int64_t>(checks_.size());
-#pragma omp parallel for schedule(dynamic, 1) num_threads(threads)
+  DUALOPT_OMP(parallel for schedule(dynamic, 1) num_threads(threads))
   for (std::int64_t k = 0; k < nchecks; ++k) {
     const Check& c = checks_[std::size_t(k)];
-    check_failed_[std::size_t(k)] = !squares_finite(slots[chosen[c.chosen]].grad + c.begin, c.end - c.begin);
+    check_failed_[std::size_t(k)] = !squares_finite_sum(slots[chosen[c.chosen]].grad + c.begin, c.end - c.begin,
+                                                        check_sums_[std::size_t(k)]);
   }
   std::vector<char> bad(chosen.size(), 0);
-  for (std::size_t k = 0; k < checks_.size(); ++k) bad[checks_[k].chosen] |= check_failed_[k];
+  squares.assign(chosen.size(), 0.0);
+  for (std::size_t k = 0; k < checks_.size(); ++k) {
+    bad[checks_[k].chosen] |= check_failed_[k];
+    squares[checks_[k].chosen] += check_sums_[k];
+  }
   return bad;
 }
 
@@ -141,8 +170,8 @@ void Scheduler<T>::build_units(const Slots& slots, const Groups& groups, const s
 }
 
 template <class T>
-void Scheduler<T>::run(Slots& slots, Groups& groups, const std::vector<std::size_t>& chosen, double factor,
-                       int threads) {
+void Scheduler<T>::run(Slots& slots, Groups& groups, const std::vector<std::size_t>& chosen,
+                       const std::vector<double>& factors, int threads) {
   build_units(slots, groups, chosen);
   const int nt = threads;
   if (workspaces_.size() < std::size_t(nt)) workspaces_.resize(std::size_t(nt));
@@ -170,20 +199,20 @@ void Scheduler<T>::run(Slots& slots, Groups& groups, const std::vector<std::size
       ~OneThreadAfter() { ws.ns.set_threads(1); }
     } restore{ws};
     ws.ns.set_threads(nt);
-    for (; first < alone; ++first) run_unit(slots, groups, units_[first], factor, ws);
+    for (; first < alone; ++first) run_unit(slots, groups, units_[first], factors, ws);
   }
   const auto nunits = static_cast<std::int64_t>(units_.size());
-#pragma omp parallel num_threads(nt)
+  DUALOPT_OMP(parallel num_threads(nt))
   {
     linalg::detail::SingleThreadedEigen pin;  // Eigen must not thread a product itself (see the guard)
-#pragma omp for schedule(dynamic, 1)
+    DUALOPT_OMP(for schedule(dynamic, 1))
     for (std::int64_t k = std::int64_t(first); k < nunits; ++k) {
 #ifdef _OPENMP
       Workspace<T>& ws = workspaces_[std::size_t(omp_get_thread_num())];
 #else
       Workspace<T>& ws = workspaces_[0];
 #endif
-      run_unit(slots, groups, units_[std::size_t(k)], factor, ws);
+      run_unit(slots, groups, units_[std::size_t(k)], factors, ws);
     }
   }
 }

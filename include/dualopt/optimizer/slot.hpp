@@ -21,6 +21,7 @@ struct TensorSlot {
   std::size_t index = 0;  // position in its group's state list
   std::int64_t t = 0;     // steps this tensor has taken (per tensor: a late tensor starts at 1)
   std::vector<T> offset;  // offset-momentum buffer; empty when the wrapper is off
+  T grad_scale = T(1);    // this step's clip factor (clip.hpp): the rule sees grad x grad_scale
 };
 
 }  // namespace dualopt

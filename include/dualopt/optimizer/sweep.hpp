@@ -2,6 +2,7 @@
 // The fused elementwise sweep: a rule's Kernel turns gradient elements into directions a block
 // at a time (exact square roots in between), and Update applies lr, offset momentum and
 // decoupled weight decay to each element as it comes, so W and the state pass through memory once.
+#include "../pragmas.hpp"
 #include "../tensor.hpp"
 #include "../wrappers/offset_momentum.hpp"
 #include "../wrappers/weight_decay.hpp"
@@ -52,15 +53,8 @@ void sqrt_in_place(T* x, std::size_t n) {
   for (; i < n; ++i) x[i] = std::sqrt(x[i]);
 }
 
-// The sweep's loops. GCC vectorizes loops 256 bits wide under -march=native for most AVX-512
-// Intel tunings (prefer-vector-width=256, e.g. sapphirerapids); simdlen(16) asks for full
-// 512-bit vectors, as Eigen's own kernels use. Lanes are independent (no reductions), so the
-// width changes no result.
-#if defined(__AVX512F__)
-#define DUALOPT_SWEEP_SIMD _Pragma("omp simd simdlen(16)")
-#else
-#define DUALOPT_SWEEP_SIMD _Pragma("omp simd")
-#endif
+// The sweep's loops (pragmas.hpp: full-width vectors, no alias checks, nothing without OpenMP).
+#define DUALOPT_SWEEP_SIMD DUALOPT_SIMD
 
 // Direction of elements [begin, begin + n) through a rule's Kernel (rules/*.hpp), handed to
 // f(i, d) element by element, a block at a time: before_sqrt() for the block, its square roots,
@@ -70,8 +64,9 @@ void sqrt_in_place(T* x, std::size_t n) {
 // `omp simd` states so that the loops vectorize without run-time alias checks.
 // Local copies of the kernel and of f: a store through their pointers cannot alias a local, so
 // their constants stay in registers instead of being reloaded per element.
+// g enters the kernel times gs, the clip factor (x 1 is exact: unclipped steps are unchanged).
 template <class T, class K, class F>
-void for_each_direction(const K& kernel, const T* g, std::size_t begin, std::size_t n, const F& update) {
+void for_each_direction(const K& kernel, const T* g, std::size_t begin, std::size_t n, const F& update, T gs = T(1)) {
   const K k = kernel;
   const F f = update;
   alignas(64) T root[kSweepBlock];
@@ -79,13 +74,13 @@ void for_each_direction(const K& kernel, const T* g, std::size_t begin, std::siz
     const std::size_t e = std::min(begin + n, b + kSweepBlock);
     if constexpr (K::kSqrt) {
       DUALOPT_SWEEP_SIMD
-      for (std::size_t i = b; i < e; ++i) root[i - b] = k.before_sqrt(i, g[i]);
+      for (std::size_t i = b; i < e; ++i) root[i - b] = k.before_sqrt(i, g[i] * gs);
       sqrt_in_place(root, e - b);
       DUALOPT_SWEEP_SIMD
-      for (std::size_t i = b; i < e; ++i) f(i, k.after_sqrt(i, g[i], root[i - b]));
+      for (std::size_t i = b; i < e; ++i) f(i, k.after_sqrt(i, g[i] * gs, root[i - b]));
     } else {
       DUALOPT_SWEEP_SIMD
-      for (std::size_t i = b; i < e; ++i) f(i, k.after_sqrt(i, g[i], T(0)));
+      for (std::size_t i = b; i < e; ++i) f(i, k.after_sqrt(i, g[i] * gs, T(0)));
     }
   }
 }

@@ -28,6 +28,8 @@ class WithAuxAdamW : public Optimizer<T> {
     this->add_to_group(aux_, name, param, grad, shape, norms::null());
   }
   AdamConfig& aux_config() { return this->template group_config<rules::Adam>(aux_); }
+  // The AdamW group, e.g. for its own schedule (set_schedule(aux_group(), s)) or clip scope.
+  typename Optimizer<T>::GroupId aux_group() const { return aux_; }
 
  protected:
   void make_aux(const AdamConfig& c) { aux_ = this->template add_group<rules::Adam>(c); }

@@ -19,20 +19,27 @@ class Muon : public WithAuxAdamW<T> {
     this->make_aux(aux);
   }
   std::string kind() const override { return "muon"; }
-  void add(const std::string& name, T* param, T* grad, const Shape& shape) {
-    add(name, param, grad, shape, spectral_);
+  // A matrix (or a tensor of rank > 2, flattened to [dim0, rest] unless `layout` says Stacked)
+  // under the spectral norm, registered with that matrix shape (tensors(), checkpoints). A 1-D
+  // tensor is refused (the spectral norm's check names add_adamw(), where biases and gains belong).
+  void add(const std::string& name, T* param, T* grad, const Shape& shape, MatrixLayout layout = MatrixLayout::Flatten) {
+    add(name, param, grad, shape, spectral_, layout);
   }
-  void add(const std::string& name, T* param, T* grad, const Shape& shape, norms::Norm norm) {
-    this->add_to_group(main_, name, param, grad, shape, std::move(norm));
+  void add(const std::string& name, T* param, T* grad, const Shape& shape, norms::Norm norm,
+           MatrixLayout layout = MatrixLayout::Flatten) {
+    this->add_to_group(main_, name, param, grad, with_layout(shape, layout), std::move(norm));
   }
   // The checked form: buffers with their lengths, which must equal the shape's element count.
-  void add(const std::string& name, Span<T> param, Span<T> grad, const Shape& shape) {
+  void add(const std::string& name, Span<T> param, Span<T> grad, const Shape& shape,
+           MatrixLayout layout = MatrixLayout::Flatten) {
+    add(name, param, grad, shape, spectral_, layout);
+  }
+  void add(const std::string& name, Span<T> param, Span<T> grad, const Shape& shape, norms::Norm norm,
+           MatrixLayout layout = MatrixLayout::Flatten) {
     this->check_lengths(name, param, grad, shape);
-    add(name, param.data, grad.data, shape);
+    this->add_to_group(main_, name, param.data, grad.data, with_layout(shape, layout), std::move(norm));
   }
-  void add(const std::string& name, Span<T> param, Span<T> grad, const Shape& shape, norms::Norm norm) {
-    this->add_to_group(main_, name, param, grad, shape, std::move(norm));
-  }
+  typename Optimizer<T>::GroupId main_group() const { return main_; }
   MuonConfig& config() { return this->template group_config<rules::Momentum>(main_); }
   norms::Spectral& spectral() { return spectral_; }
 

@@ -17,12 +17,18 @@ class SingleRuleOptimizer : public Optimizer<T> {
 
   explicit SingleRuleOptimizer(Config config) { main_ = this->template add_group<Rule>(config); }
 
-  void add(const std::string& name, T* param, T* grad, const Shape& shape, norms::Norm norm) {
-    this->add_to_group(main_, name, param, grad, shape, std::move(norm));
+  // Under a norm other than null, a tensor of rank > 2 is flattened to [dim0, rest] unless
+  // `layout` says Stacked (tensor.hpp), and registered with that shape.
+  void add(const std::string& name, T* param, T* grad, const Shape& shape, norms::Norm norm,
+           MatrixLayout layout = MatrixLayout::Flatten) {
+    const Shape s = norm.is_null() ? shape : with_layout(shape, layout);
+    this->add_to_group(main_, name, param, grad, s, std::move(norm));
   }
   // The checked form: buffers with their lengths, which must equal the shape's element count.
-  void add(const std::string& name, Span<T> param, Span<T> grad, const Shape& shape, norms::Norm norm) {
-    this->add_to_group(main_, name, param, grad, shape, std::move(norm));
+  void add(const std::string& name, Span<T> param, Span<T> grad, const Shape& shape, norms::Norm norm,
+           MatrixLayout layout = MatrixLayout::Flatten) {
+    this->check_lengths(name, param, grad, shape);
+    add(name, param.data, grad.data, shape, std::move(norm), layout);
   }
   // The null norm by default, unless the optimizer requires a norm per tensor.
   template <bool kDefault = !kNormRequired, class = std::enable_if_t<kDefault>>

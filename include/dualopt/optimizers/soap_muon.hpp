@@ -14,12 +14,15 @@ class SoapMuon : public WithAuxAdamW<T> {
     this->make_aux(aux);
   }
   std::string kind() const override { return "soap_muon"; }
-  void add(const std::string& name, T* param, T* grad, const Shape& shape) {
-    this->add_to_group(main_, name, param, grad, shape, norms::null());
+  // A tensor of rank > 2 is flattened to [dim0, rest] unless `layout` says Stacked (tensor.hpp).
+  void add(const std::string& name, T* param, T* grad, const Shape& shape, MatrixLayout layout = MatrixLayout::Flatten) {
+    this->add_to_group(main_, name, param, grad, with_layout(shape, layout), norms::null());
   }
   // The checked form: buffers with their lengths, which must equal the shape's element count.
-  void add(const std::string& name, Span<T> param, Span<T> grad, const Shape& shape) {
-    this->add_to_group(main_, name, param, grad, shape, norms::null());
+  void add(const std::string& name, Span<T> param, Span<T> grad, const Shape& shape,
+           MatrixLayout layout = MatrixLayout::Flatten) {
+    this->check_lengths(name, param, grad, shape);
+    this->add_to_group(main_, name, param.data, grad.data, with_layout(shape, layout), norms::null());
   }
   SoapMuonConfig& config() { return this->template group_config<rules::SoapMuon>(main_); }
 

@@ -1,0 +1,35 @@
+#pragma once
+// What one step() did, for a trainer's logs: the gradient norms measured by the non-finite
+// check (no extra pass over memory), the clip factor, and per tensor whether it was skipped
+// and the RMS of its normalized direction.
+#include <cmath>
+#include <cstddef>
+#include <cstdint>
+#include <limits>
+#include <vector>
+
+namespace dualopt {
+
+struct StepReport {
+  static constexpr double kNotMeasured = std::numeric_limits<double>::quiet_NaN();
+
+  struct Tensor {
+    std::size_t slot = 0;  // index into Optimizer::tensors() (name, shape, group)
+    double grad_norm = kNotMeasured;   // L2 norm of its gradient, before clipping
+    // RMS of the direction after the norm's dual map, before the learning rate: the quantity
+    // Muon and Mango normalize. Measured where the direction passes through the workspace (an
+    // elementwise rule with a non-null norm: Muon, Mango); kNotMeasured for null norms and SOAP.
+    double update_rms = kNotMeasured;
+    bool skipped = false;              // non-finite gradient: not updated
+  };
+
+  std::int64_t step = 0;     // steps completed before this one: the schedule's position
+  double grad_norm = kNotMeasured;  // L2 norm over every checked gradient, before clipping
+  double clip_norm = kNotMeasured;  // L2 norm over the clip's scope, before clipping (clipping on)
+  double clip_factor = 1.0;         // what the gradients in the clip's scope were multiplied by
+  bool step_skipped = false;        // NonFinite::SkipStep refused the whole step
+  std::size_t skipped_tensors = 0;
+  std::vector<Tensor> tensors;      // the tensors step() was asked to update, in registration order
+};
+
+}  // namespace dualopt

@@ -1,0 +1,3 @@
+#include "probe.hpp"
+
+int main() { return AbiProbe<float>().one() == 1.0f ? 0 : 1; }
