@@ -17,6 +17,8 @@
 #include <Eigen/Eigenvalues>
 #include <Eigen/QR>
 
+#include "spectra.hpp"
+
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
@@ -33,37 +35,9 @@ using dualopt::Matrix;
 using dualopt::MatrixMap;
 using namespace dualopt::linalg;
 
-Dense gaussian(Index r, Index c, std::mt19937_64& rng) {
-  std::normal_distribution<double> nd;
-  Dense m(r, c);
-  for (Index i = 0; i < m.size(); ++i) m.data()[i] = nd(rng);
-  return m;
-}
-
-// M = U diag(s) V^T with random orthonormal U, V.
-Dense with_spectrum(Index r, Index c, const Eigen::VectorXd& s, std::mt19937_64& rng) {
-  const Index k = std::min(r, c);
-  const Dense u = Eigen::HouseholderQR<Dense>(gaussian(r, k, rng)).householderQ() * Dense::Identity(r, k);
-  const Dense v = Eigen::HouseholderQR<Dense>(gaussian(c, k, rng)).householderQ() * Dense::Identity(c, k);
-  return u * s.asDiagonal() * v.transpose();
-}
-
-Dense banded(Index r, Index c, std::mt19937_64& rng) {
-  // Geometric from 1 down to rho, scaled to ||M||_F = 1, rho found by bisection so that the
-  // smallest is 0.012: the widest such spectrum inside the premise [1e-2, 1] x ||M||_F.
-  const Index k = std::min(r, c);
-  auto spectrum = [k](double rho) {
-    Eigen::VectorXd s(k);
-    for (Index i = 0; i < k; ++i) s(i) = std::pow(rho, double(i) / double(k - 1));
-    return Eigen::VectorXd(s / s.norm());
-  };
-  double lo = 1e-6, hi = 1.0;
-  for (int it = 0; it < 60; ++it) {
-    const double mid = std::sqrt(lo * hi);
-    (spectrum(mid).minCoeff() < 0.012 ? lo : hi) = mid;
-  }
-  return with_spectrum(r, c, spectrum(hi), rng);
-}
+using spectra::banded;
+using spectra::gaussian;
+using spectra::with_spectrum;
 
 // Wide view (r <= c) of m, in double.
 Dense wide(const Dense& m) { return m.rows() <= m.cols() ? m : Dense(m.transpose()); }
