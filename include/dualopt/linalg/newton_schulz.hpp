@@ -103,14 +103,7 @@ class DUALOPT_ABI NewtonSchulz {  // DUALOPT_ABI: abi.hpp
 
   template <class F>
   void parallel_panels(Index count, F&& f) {
-#ifdef _OPENMP
-    if (threads_ > 1 && count > 1) {
-#pragma omp parallel for schedule(dynamic, 1) num_threads(threads_)
-      for (Index i = 0; i < count; ++i) f(i, omp_get_thread_num());
-      return;
-    }
-#endif
-    for (Index i = 0; i < count; ++i) f(i, 0);
+    detail::run_jobs(threads_, count, std::forward<F>(f));
   }
 
   // C = A B (r x r, symmetric by construction), lower triangle computed and mirrored, tile by

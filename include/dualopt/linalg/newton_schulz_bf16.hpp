@@ -24,6 +24,7 @@
 
 #include <Eigen/Core>
 #include <algorithm>
+#include <utility>
 #include <cstddef>
 #include <type_traits>
 #include <vector>
@@ -63,14 +64,7 @@ class NewtonSchulzBf16 {
 
   template <class F>
   void parallel(Index count, F&& f) {
-#ifdef _OPENMP
-    if (threads_ > 1 && count > 1) {
-#pragma omp parallel for schedule(dynamic, 1) num_threads(threads_)
-      for (Index i = 0; i < count; ++i) f(i, omp_get_thread_num());
-      return;
-    }
-#endif
-    for (Index i = 0; i < count; ++i) f(i, 0);
+    detail::run_jobs(threads_, count, std::forward<F>(f));
   }
 
   // C (r x r float) = A B for a product known to be symmetric, lower tiles computed (each a

@@ -143,6 +143,22 @@ void symmetric_product_tile(C& c, const A& a, const B& b, Eigen::Index job) {
   mirror_lower(c, i0, h, j0, w);
 }
 
+// f(i, thread) for every i in [0, count): over `threads` OpenMP threads, one job at a time
+// (dynamic), or in order on the caller's thread. The tile and panel loops of both iterations.
+template <class F>
+void run_jobs(int threads, Eigen::Index count, F&& f) {
+#ifdef _OPENMP
+  if (threads > 1 && count > 1) {
+#pragma omp parallel for schedule(dynamic, 1) num_threads(threads)
+    for (Eigen::Index i = 0; i < count; ++i) f(i, omp_get_thread_num());
+    return;
+  }
+#else
+  (void)threads;
+#endif
+  for (Eigen::Index i = 0; i < count; ++i) f(i, 0);
+}
+
 }  // namespace detail
 
 }  // namespace dualopt::linalg
