@@ -18,6 +18,7 @@
 
 #include <benchmark/benchmark.h>
 
+#include "bench_args.hpp"
 #include "best_times.hpp"
 
 #include <algorithm>
@@ -99,27 +100,10 @@ std::string name(const Case& c, const char* kind, int threads) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  bool json = false;
-  std::vector<int> thread_counts = {1, 2};
-  std::vector<char*> args;
-  for (int i = 0; i < argc; ++i) {
-    if (std::strstr(argv[i], "--benchmark_format=json")) json = true;
-    if (std::strncmp(argv[i], "--threads=", 10) == 0) {
-      thread_counts.clear();
-      for (const char* p = argv[i] + 10; *p;) {
-        char* end = nullptr;
-        const long t = std::strtol(p, &end, 10);
-        if (end == p || t < 1) return std::fprintf(stderr, "bench_bf16_ns: bad --threads list '%s'\n", argv[i] + 10), 1;
-        thread_counts.push_back(int(t));
-        p = *end == ',' ? end + 1 : end;
-      }
-    } else {
-      args.push_back(argv[i]);
-    }
-  }
-  int nargs = int(args.size());
-  benchmark::Initialize(&nargs, args.data());
-  if (benchmark::ReportUnrecognizedArguments(nargs, args.data())) return 1;
+  BenchArgs opts;
+  if (!init_bench(argc, argv, "bench_bf16_ns", opts)) return 1;
+  const bool json = opts.json;
+  const std::vector<int>& thread_counts = opts.threads;
   FILE* out = json ? stderr : stdout;
   const bool hw = bf16_backend().available;
   std::fprintf(out, "bf16 backend: %s%s\n", bf16_backend().text.c_str(), hw ? "" : " -- bf16 cases skipped");

@@ -24,6 +24,7 @@
 
 #include <benchmark/benchmark.h>
 
+#include "bench_args.hpp"
 #include "best_times.hpp"
 
 #include <algorithm>
@@ -191,30 +192,10 @@ std::string bench_name(const Case& c, Kind k, int threads) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  bool json = false;  // looked for before Initialize, which removes the flags it knows
-  std::vector<int> thread_counts = {1, 2};
-  std::vector<char*> args;
-  for (int i = 0; i < argc; ++i) {
-    if (std::strstr(argv[i], "--benchmark_format=json")) json = true;
-    if (std::strncmp(argv[i], "--threads=", 10) == 0) {
-      thread_counts.clear();
-      for (const char* p = argv[i] + 10; *p;) {
-        char* end = nullptr;
-        const long t = std::strtol(p, &end, 10);
-        if (end == p || t < 1) {
-          std::fprintf(stderr, "bench_newton_schulz: bad --threads list '%s'\n", argv[i] + 10);
-          return 1;
-        }
-        thread_counts.push_back(int(t));
-        p = *end == ',' ? end + 1 : end;
-      }
-    } else {
-      args.push_back(argv[i]);
-    }
-  }
-  int nargs = int(args.size());
-  benchmark::Initialize(&nargs, args.data());
-  if (benchmark::ReportUnrecognizedArguments(nargs, args.data())) return 1;
+  BenchArgs opts;
+  if (!init_bench(argc, argv, "bench_newton_schulz", opts)) return 1;
+  const bool json = opts.json;
+  const std::vector<int>& thread_counts = opts.threads;
 
   auto min_stat = [](const std::vector<double>& v) { return *std::min_element(v.begin(), v.end()); };
   for (const Case& c : kCases) {
