@@ -39,28 +39,4 @@ struct Clip {
   }
 };
 
-namespace detail {
-
-// True if every x * x is finite (NaN, Inf and values past sqrt(max) fail: rules square the
-// gradient, so such a value would write Inf into state), and adds sum x^2 to `sum`. One
-// reduction per 4096-element block answers both in the common case: squares are >= 0, so their
-// float sum is finite exactly when every square is, unless finite squares overflow the sum
-// (values near 1.8e19), which the block's slow path tells apart and sums in double. The single
-// reduction read 22% faster on one core than the check and the sum done as two.
-template <class T>
-bool squares_finite_sum(const T* p, std::size_t n, double& sum) {
-  for (std::size_t b = 0; b < n; b += 4096) {
-    const auto x = ConstArrayMap<T>(p + b, Eigen::Index(std::min(n, b + 4096) - b));
-    const T s = x.square().sum();
-    if (std::isfinite(s)) {
-      sum += double(s);
-      continue;
-    }
-    if (!((x * x * T(0)).sum() == T(0))) return false;
-    sum += x.template cast<double>().square().sum();
-  }
-  return true;
-}
-
-}  // namespace detail
 }  // namespace dualopt
