@@ -17,6 +17,7 @@
 #include <sstream>
 #include <string>
 #include <sys/stat.h>
+#include <type_traits>
 #include <unistd.h>
 
 namespace test_checkpoint {  // a namespace per file: the test files are compiled together (unity build)
@@ -201,13 +202,62 @@ std::size_t listed_fields() {
 }
 }  // namespace
 
+// A rule Config's members: its StepConfig base (one element of aggregate initialization, three
+// fields) and its own.
+template <class C>
+constexpr std::size_t config_members() {
+  return member_count<C>() - 1 + member_count<StepConfig>();
+}
+template <class C>
+std::string listed_names() {
+  C c;
+  std::string names;
+  c.for_each_field([&](const char* name, auto&) { names += std::string(names.empty() ? "" : ",") + name; });
+  return names;
+}
+
 TEST_CASE("every Config lists all its members for checkpoints") {
-  CHECK(listed_fields<AdamConfig>() == member_count<AdamConfig>());
-  CHECK(listed_fields<LaPropConfig>() == member_count<LaPropConfig>());
-  CHECK(listed_fields<MangoConfig>() == member_count<MangoConfig>());
-  CHECK(listed_fields<MuonConfig>() == member_count<MuonConfig>());
-  CHECK(listed_fields<SoapMuonConfig>() == member_count<SoapMuonConfig>());
-  CHECK(member_count<SoapMuonConfig>() == 13);  // the counter itself works
+  CHECK(listed_fields<StepConfig>() == member_count<StepConfig>());
+  CHECK(member_count<StepConfig>() == 3);
+  CHECK(listed_fields<AdamConfig>() == config_members<AdamConfig>());
+  CHECK(listed_fields<LaPropConfig>() == config_members<LaPropConfig>());
+  CHECK(listed_fields<MangoConfig>() == config_members<MangoConfig>());
+  CHECK(listed_fields<MuonConfig>() == config_members<MuonConfig>());
+  CHECK(listed_fields<SoapMuonConfig>() == config_members<SoapMuonConfig>());
+  CHECK(member_count<SoapMuonConfig>() == 11);  // the counter itself works (base + 10 own)
+}
+
+TEST_CASE("Config fields keep the checkpoint order and names, and each rule its step defaults") {
+  // The order every checkpoint file has (lr first, weight_decay and offset_beta last).
+  CHECK(listed_names<AdamConfig>() == "lr,beta1,beta2,eps,weight_decay,offset_beta");
+  CHECK(listed_names<LaPropConfig>() == "lr,beta1,beta2,eps,weight_decay,offset_beta");
+  CHECK(listed_names<MangoConfig>() == "lr,beta1,beta2,eps,nesterov,ema,weight_decay,offset_beta");
+  CHECK(listed_names<MuonConfig>() == "lr,beta,nesterov,weight_decay,offset_beta");
+  CHECK(listed_names<SoapMuonConfig>() ==
+        "lr,beta1,beta2,shampoo_beta,eps,nesterov,precondition_frequency,ns_steps,cubic_steps,sqrt_correction,"
+        "max_precond_dim,weight_decay,offset_beta");
+  // Still aggregates: the rule's own fields take brace initializers, the base keeps its defaults.
+  STATIC_REQUIRE(std::is_aggregate_v<AdamConfig>);
+  STATIC_REQUIRE(std::is_aggregate_v<MangoConfig>);
+  STATIC_REQUIRE(std::is_aggregate_v<SoapMuonConfig>);
+  const AdamConfig a{{}, 0.8};
+  CHECK(a.lr == 1e-3);
+  CHECK(a.beta1 == 0.8);
+  CHECK(a.beta2 == 0.999);
+  CHECK(AdamConfig{}.lr == 1e-3);
+  CHECK(LaPropConfig{}.lr == 4e-4);
+  MangoConfig m;  // default-initialized, as user code writes it
+  CHECK(m.lr == 0.05);
+  CHECK(m.offset_beta == 0.99);
+  CHECK(m.weight_decay == 0.0);
+  CHECK(MuonConfig{}.lr == 0.02);
+  CHECK(MuonConfig{}.offset_beta == 0.0);
+  CHECK(SoapMuonConfig{}.lr == 0.02);
+  // The group's step stage reads the same fields through the base.
+  MangoConfig edited;
+  StepConfig& step = edited;
+  step.lr = 0.5;
+  CHECK(edited.lr == 0.5);
 }
 
 TEST_CASE("crc32 matches the IEEE check value and a bytewise reference") {

@@ -10,6 +10,7 @@
 #include "../wrappers/weight_decay.hpp"
 #include "hyperparameters.hpp"
 #include "slot.hpp"
+#include "step_config.hpp"
 #include "sweep.hpp"
 
 #include <cstdint>
@@ -58,9 +59,13 @@ class GroupBase {
  public:
   virtual ~GroupBase() = default;
   virtual const char* rule_name() const = 0;
-  virtual double lr() const = 0;
-  virtual void set_lr(double lr) = 0;
-  virtual double offset_beta() const = 0;
+  // The step stage's settings (lr, weight decay, offset momentum): the StepConfig part of the
+  // rule's Config, the same in every group.
+  virtual StepConfig& step_config() = 0;
+  virtual const StepConfig& step_config() const = 0;
+  double lr() const { return step_config().lr; }
+  void set_lr(double lr) { step_config().lr = lr; }
+  double offset_beta() const { return step_config().offset_beta; }
   virtual void check(const std::string& name, const Shape& shape) const = 0;
   virtual std::size_t add_state(const Shape& shape) = 0;
   virtual void remove_last_state() = 0;
@@ -97,15 +102,16 @@ class Group final : public GroupBase<T> {
  public:
   using Config = typename Rule::Config;
   using State = typename Rule::template State<T>;
+  static_assert(std::is_base_of_v<StepConfig, Config>,
+                "a rule's Config derives from dualopt::StepConfig (lr, weight_decay, offset_beta)");
 
   explicit Group(Config c) : cfg_(c) {}
   Config& config() { return cfg_; }
   const Config& config() const { return cfg_; }
 
   const char* rule_name() const override { return Rule::kName; }
-  double lr() const override { return cfg_.lr; }
-  void set_lr(double lr) override { cfg_.lr = lr; }
-  double offset_beta() const override { return cfg_.offset_beta; }
+  StepConfig& step_config() override { return cfg_; }
+  const StepConfig& step_config() const override { return cfg_; }
   void check(const std::string& name, const Shape& shape) const override {
     if constexpr (detail::has_check<Rule>::value) Rule::check(name, shape);
   }
@@ -134,10 +140,9 @@ class Group final : public GroupBase<T> {
       if (problem.empty()) problem = detail::field_problem<T>(Rule::kName, name, field, c);
     };
     cfg_.for_each_field(check);
-    // The step stage's own fields, which every Config has: checked here too, so that a rule
-    // whose for_each_field declares no constraints still gets them.
-    visit_lr(check, cfg_);
-    visit_decay_and_offset(check, cfg_);
+    // The step stage's fields, which every Config has: checked here too, so that a rule whose
+    // for_each_field declares no constraints still gets them.
+    static_cast<StepConfig&>(cfg_).for_each_field(check);
     return problem;
   }
   std::unique_ptr<GroupBase<T>> empty_clone() const override { return std::make_unique<Group>(cfg_); }
@@ -164,11 +169,12 @@ class Group final : public GroupBase<T> {
   // f(update): the per-element update u = lr_t x rule scale x D -> offset momentum -> decay -> W -= u.
   template <class F>
   void with_tensor_update(TensorSlot<T>& s, std::int64_t t, double schedule, F&& f) const {
-    const double eta = cfg_.lr * schedule;
+    const StepConfig& step = cfg_;
+    const double eta = step.lr * schedule;
     double scale = eta;
     if constexpr (detail::has_lr_scale<Rule>::value) scale *= Rule::lr_scale(cfg_, t);
-    const wrappers::OffsetMomentum offset{cfg_.offset_beta};
-    const wrappers::WeightDecay decay{cfg_.weight_decay, detail::decays_after<Rule>::value};
+    const wrappers::OffsetMomentum offset{step.offset_beta};
+    const wrappers::WeightDecay decay{step.weight_decay, detail::decays_after<Rule>::value};
     detail::with_update<T>(offset, decay, scale, eta, s.param, s.offset.data(), f);
   }
   // The update of elements [begin, begin + n) from a finished direction d (d[0] is element begin).

@@ -37,18 +37,6 @@ void visit_field(F& f, const char* name, V& field, Constraint c = Constraint::An
     f(name, field);
 }
 
-// The fields of the step stage every rule shares, in every Config's checkpoint order: lr first,
-// then the rule's own fields, then decoupled weight decay and offset momentum.
-template <class F, class C>
-void visit_lr(F& f, C& c) {
-  visit_field(f, "lr", c.lr, Constraint::NonNegative);
-}
-template <class F, class C>
-void visit_decay_and_offset(F& f, C& c) {
-  visit_field(f, "weight_decay", c.weight_decay, Constraint::NonNegative);
-  visit_field(f, "offset_beta", c.offset_beta, Constraint::Beta);
-}
-
 template <class T>
 class GroupBase;
 

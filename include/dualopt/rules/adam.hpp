@@ -2,6 +2,7 @@
 // Adam's rule (PyTorch semantics): bias-corrected first and second moments,
 // direction mh / (sqrt(vh) + eps). Weight decay and lr belong to the pipeline.
 #include "../optimizer/hyperparameters.hpp"
+#include "../optimizer/step_config.hpp"
 #include "../tensor.hpp"
 #include "moments.hpp"
 
@@ -9,19 +10,18 @@
 
 namespace dualopt {
 
-struct AdamConfig {
-  double lr = 1e-3;
+// lr, weight_decay (decoupled, AdamW) and offset_beta are the StepConfig base's.
+struct AdamConfig : StepDefaults<AdamConfig> {
+  static constexpr StepConfig kStepDefaults{1e-3, 0.0, 0.0};  // lr, weight_decay, offset_beta
   double beta1 = 0.9;
   double beta2 = 0.999;
   double eps = 1e-8;
-  double weight_decay = 0.0;  // decoupled (AdamW); Adam in PyTorch couples it, we never do
-  double offset_beta = 0.0;   // offset momentum wrapper, 0 = off
 
   // Every field by name with the values it may take (rules/moments.hpp): the names are part of
   // the checkpoint format.
   template <class F>
   void for_each_field(F&& f) {
-    rules::visit_moment_config(f, *this);
+    StepConfig::for_each_field(f, [&] { rules::visit_moment_fields(f, *this); });
   }
 };
 

@@ -2,6 +2,7 @@
 // LaProp (Ziyin et al., arXiv:2002.04839): normalize the gradient by the second moment first,
 // then take momentum of the normalized gradient, so momentum and adaptivity are decoupled.
 #include "../optimizer/hyperparameters.hpp"
+#include "../optimizer/step_config.hpp"
 #include "../tensor.hpp"
 #include "moments.hpp"
 
@@ -9,18 +10,16 @@
 
 namespace dualopt {
 
-struct LaPropConfig {
-  double lr = 4e-4;  // the paper's defaults
+struct LaPropConfig : StepDefaults<LaPropConfig> {
+  static constexpr StepConfig kStepDefaults{4e-4, 0.0, 0.0};  // the paper's defaults
   double beta1 = 0.8;
   double beta2 = 0.99;
   double eps = 1e-15;
-  double weight_decay = 0.0;
-  double offset_beta = 0.0;
 
   // Every field by name, as Adam's (the same names and constraints, in checkpoint order).
   template <class F>
   void for_each_field(F&& f) {
-    rules::visit_moment_config(f, *this);
+    StepConfig::for_each_field(f, [&] { rules::visit_moment_fields(f, *this); });
   }
 };
 

@@ -4,6 +4,7 @@
 // `ema = true` gives the note's EMA form instead. After normalization the two forms differ
 // only through eps and on tensors with the null norm, where the reference step is larger.
 #include "../optimizer/hyperparameters.hpp"
+#include "../optimizer/step_config.hpp"
 #include "../tensor.hpp"
 #include "moments.hpp"
 
@@ -11,26 +12,26 @@
 
 namespace dualopt {
 
-struct MangoConfig {
-  double lr = 0.05;  // the reference code's default (the note's tuned GPT-2 value was 0.01)
+struct MangoConfig : StepDefaults<MangoConfig> {
+  // lr: the reference code's default (the note's tuned GPT-2 value was 0.01); offset momentum
+  // on by default (offset_beta 0.99).
+  static constexpr StepConfig kStepDefaults{0.05, 0.0, 0.99};
   double beta1 = 0.95;
   double beta2 = 0.95;
   double eps = 1e-8;
   bool nesterov = true;
-  bool ema = false;           // true: the note's (1-b) factors on both moments
-  double weight_decay = 0.0;
-  double offset_beta = 0.99;  // offset momentum, on by default
+  bool ema = false;  // true: the note's (1-b) factors on both moments
   // Newton-Schulz settings live in each tensor's norm (presets::mango_spectral: 6 steps).
 
   // Every field by name, for checkpoints (the names are part of the file format), with the
   // values it may take.
   template <class F>
   void for_each_field(F&& f) {
-    visit_lr(f, *this);
-    rules::visit_moment_fields(f, *this);
-    visit_field(f, "nesterov", nesterov);
-    visit_field(f, "ema", ema);
-    visit_decay_and_offset(f, *this);
+    StepConfig::for_each_field(f, [&] {
+      rules::visit_moment_fields(f, *this);
+      visit_field(f, "nesterov", nesterov);
+      visit_field(f, "ema", ema);
+    });
   }
 };
 

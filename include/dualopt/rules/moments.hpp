@@ -17,13 +17,6 @@ void visit_moment_fields(F& f, C& c) {
   visit_field(f, "beta2", c.beta2, Constraint::Beta);
   visit_field(f, "eps", c.eps, Constraint::Epsilon);
 }
-// The whole field list of a Config that has only the moments' settings (Adam, LaProp).
-template <class F, class C>
-void visit_moment_config(F& f, C& c) {
-  visit_lr(f, c);
-  visit_moment_fields(f, c);
-  visit_decay_and_offset(f, c);
-}
 
 // First and second moments, zero at the start. Names::first and Names::second name them in
 // checkpoints, so they are part of the file format.

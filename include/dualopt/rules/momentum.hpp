@@ -2,6 +2,7 @@
 // Heavy-ball momentum as an EMA, with Nesterov's look-ahead as Muon uses it:
 // B = b B + (1-b) G; D = nesterov ? (1-b) G + b B : B.
 #include "../optimizer/hyperparameters.hpp"
+#include "../optimizer/step_config.hpp"
 #include "../tensor.hpp"
 
 #include <cstdint>
@@ -9,22 +10,20 @@
 
 namespace dualopt {
 
-struct MomentumConfig {
-  double lr = 0.02;  // Keller Jordan's Muon defaults
+struct MomentumConfig : StepDefaults<MomentumConfig> {
+  static constexpr StepConfig kStepDefaults{0.02, 0.0, 0.0};  // Keller Jordan's Muon defaults
   double beta = 0.95;
   bool nesterov = true;
-  double weight_decay = 0.0;
-  double offset_beta = 0.0;
   // Newton-Schulz settings live in the norm: Muon::spectral() (5 quintic steps by default).
 
   // Every field by name, for checkpoints (the names are part of the file format), with the
   // values it may take.
   template <class F>
   void for_each_field(F&& f) {
-    visit_lr(f, *this);
-    visit_field(f, "beta", beta, Constraint::Beta);
-    visit_field(f, "nesterov", nesterov);
-    visit_decay_and_offset(f, *this);
+    StepConfig::for_each_field(f, [&] {
+      visit_field(f, "beta", beta, Constraint::Beta);
+      visit_field(f, "nesterov", nesterov);
+    });
   }
 };
 // Muon is this rule with the spectral norm, so its config is this one.

@@ -7,6 +7,7 @@
 #include "../linalg/newton_schulz.hpp"
 #include "../error.hpp"
 #include "../optimizer/hyperparameters.hpp"
+#include "../optimizer/step_config.hpp"
 #include "../tensor.hpp"
 #include "../workspace.hpp"
 
@@ -19,8 +20,8 @@
 
 namespace dualopt {
 
-struct SoapMuonConfig {
-  double lr = 0.02;
+struct SoapMuonConfig : StepDefaults<SoapMuonConfig> {
+  static constexpr StepConfig kStepDefaults{0.02, 0.0, 0.0};  // lr, weight_decay, offset_beta
   double beta1 = 0.95;
   double beta2 = 0.98;
   double shampoo_beta = -1;  // < 0: use beta2, as the reference does
@@ -31,25 +32,23 @@ struct SoapMuonConfig {
   int cubic_steps = 2;
   bool sqrt_correction = true;
   std::size_t max_precond_dim = 10000;  // a larger side skips the rotation (see below)
-  double weight_decay = 0.0;
-  double offset_beta = 0.0;
 
   // Every field by name, for checkpoints (the names are part of the file format), with the
   // values it may take.
   template <class F>
   void for_each_field(F&& f) {
-    visit_lr(f, *this);
-    visit_field(f, "beta1", beta1, Constraint::Beta);
-    visit_field(f, "beta2", beta2, Constraint::Beta);
-    visit_field(f, "shampoo_beta", shampoo_beta, Constraint::BelowOne);
-    visit_field(f, "eps", eps, Constraint::Epsilon);
-    visit_field(f, "nesterov", nesterov);
-    visit_field(f, "precondition_frequency", precondition_frequency, Constraint::Period);
-    visit_field(f, "ns_steps", ns_steps, Constraint::Iterations);
-    visit_field(f, "cubic_steps", cubic_steps, Constraint::Iterations);
-    visit_field(f, "sqrt_correction", sqrt_correction);
-    visit_field(f, "max_precond_dim", max_precond_dim);
-    visit_decay_and_offset(f, *this);
+    StepConfig::for_each_field(f, [&] {
+      visit_field(f, "beta1", beta1, Constraint::Beta);
+      visit_field(f, "beta2", beta2, Constraint::Beta);
+      visit_field(f, "shampoo_beta", shampoo_beta, Constraint::BelowOne);
+      visit_field(f, "eps", eps, Constraint::Epsilon);
+      visit_field(f, "nesterov", nesterov);
+      visit_field(f, "precondition_frequency", precondition_frequency, Constraint::Period);
+      visit_field(f, "ns_steps", ns_steps, Constraint::Iterations);
+      visit_field(f, "cubic_steps", cubic_steps, Constraint::Iterations);
+      visit_field(f, "sqrt_correction", sqrt_correction);
+      visit_field(f, "max_precond_dim", max_precond_dim);
+    });
   }
 };
 
