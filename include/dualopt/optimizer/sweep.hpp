@@ -85,28 +85,18 @@ void for_each_direction(const K& kernel, const T* g, std::size_t begin, std::siz
   }
 }
 
-enum class Decay { None, Before, After };
-
 // The update of one element: u = scale d, through offset momentum, then decoupled decay and
-// W -= u. The formulas of wrappers/offset_momentum.hpp and wrappers/weight_decay.hpp, per element,
-// so the sweep touches W and the offset buffer once; apply_reference() is their Eigen form.
-template <class T, bool kOffset, Decay kDecay>
+// W -= u: the wrappers' per-element forms (wrappers/offset_momentum.hpp, weight_decay.hpp), so
+// the sweep touches W and the offset buffer once; apply_reference() is their Eigen form.
+template <class T, bool kOffset, wrappers::WeightDecay::When kDecay>
 struct Update {
   T scale, beta, keep;  // lr x rule scale; offset beta; 1 - lr wd
   T* w;
   T* offset;
   void operator()(std::size_t i, T d) const {
     T u = d * scale;
-    if constexpr (kOffset) {
-      offset[i] = beta * offset[i] + (T(1) - beta) * u;
-      u += offset[i];
-    }
-    if constexpr (kDecay == Decay::None)
-      w[i] -= u;
-    else if constexpr (kDecay == Decay::Before)
-      w[i] = w[i] * keep - u;
-    else
-      w[i] = (w[i] - u) * keep;
+    if constexpr (kOffset) u = wrappers::OffsetMomentum::apply_element(beta, offset[i], u);
+    w[i] = wrappers::WeightDecay::apply_element<kDecay>(w[i], u, keep);
   }
 };
 
@@ -117,12 +107,13 @@ void with_update(const wrappers::OffsetMomentum& offset, const wrappers::WeightD
   const T s = T(scale), b = T(offset.beta), keep = T(decay.factor(eta));
   auto pick = [&](auto off) {
     constexpr bool kOff = decltype(off)::value;
+    using When = wrappers::WeightDecay::When;
     if (decay.weight_decay == 0.0)
-      f(Update<T, kOff, Decay::None>{s, b, keep, w, offset_buf});
+      f(Update<T, kOff, When::Never>{s, b, keep, w, offset_buf});
     else if (decay.after_update)
-      f(Update<T, kOff, Decay::After>{s, b, keep, w, offset_buf});
+      f(Update<T, kOff, When::After>{s, b, keep, w, offset_buf});
     else
-      f(Update<T, kOff, Decay::Before>{s, b, keep, w, offset_buf});
+      f(Update<T, kOff, When::Before>{s, b, keep, w, offset_buf});
   };
   if (offset.enabled())
     pick(std::true_type{});

@@ -9,6 +9,15 @@ struct OffsetMomentum {
   double beta = 0.0;  // 0 = off, as in the reference
   bool enabled() const { return beta != 0.0; }
 
+  // One element, with b = T(beta): updates the offset o and returns u + o. This is what the
+  // fused sweep runs (optimizer/sweep.hpp); apply() below is the same formula over arrays, the
+  // reference it is tested against (tests/test_kernels.cpp).
+  template <class T>
+  static T apply_element(T b, T& o, T u) {
+    o = b * o + (T(1) - b) * u;
+    return u + o;
+  }
+
   template <class T>
   void apply(ArrayMap<T> u, ArrayMap<T> offset) const {
     const T b = T(beta);
