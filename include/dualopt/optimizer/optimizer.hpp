@@ -23,6 +23,7 @@
 #include "nonfinite.hpp"
 #include "registration.hpp"
 #include "scheduler.hpp"
+#include "screen.hpp"
 #include "slot.hpp"
 #include "sweep.hpp"
 
@@ -218,8 +219,6 @@ class DUALOPT_ABI Optimizer {  // DUALOPT_ABI: abi.hpp (link-time check of vecto
   template <class>
   friend struct checkpoint::Access;  // save and load read and restore the private state
 
-
-
   void step_where(const std::function<bool(const std::string&)>* which);
 
   // config() hands out references, so a step first brings the state in line with an edited
@@ -276,57 +275,9 @@ void Optimizer<T>::step_where(const std::function<bool(const std::string&)>* whi
     report_.tensors[i] = StepReport::Tensor{chosen[i]};
     slots_[chosen[i]].grad_scale = T(1);
   }
-  if (nonfinite_ != NonFinite::Unchecked || clip_.enabled()) {
-    // One read of every gradient: the non-finite check and the squares behind the norms.
-    std::vector<double> squares;
-    std::vector<char> bad = scheduler_.nonfinite_gradients(slots_, chosen, threads(), squares);
-    // A finite gradient so large that the rule's state would overflow counts as non-finite.
-    for (std::size_t i = 0; i < chosen.size(); ++i)
-      if (!bad[i]) bad[i] = groups_[slots_[chosen[i]].group]->overflows(slots_[chosen[i]]);
-    // Norms over the finite gradients (a bad one is skipped, or refuses the step).
-    double total = 0, in_scope = 0;
-    bool any_bad = false;
-    for (std::size_t i = 0; i < chosen.size(); ++i) {
-      any_bad |= bad[i] != 0;
-      if (bad[i]) continue;
-      report_.tensors[i].grad_norm = std::sqrt(squares[i]);
-      total += squares[i];
-      if (clip_.covers(slots_[chosen[i]].group)) in_scope += squares[i];
-    }
-    report_.grad_norm = std::sqrt(total);
-    std::vector<std::size_t> keep;
-    for (std::size_t i = 0; i < chosen.size(); ++i)
-      (bad[i] ? skipped_.push_back(slots_[chosen[i]].name) : keep.push_back(chosen[i]));
-    if (nonfinite_ == NonFinite::Unchecked) {
-      // No check asked for: bad gradients go through unclipped, and no norm is claimed.
-      if (any_bad) report_.grad_norm = StepReport::kNotMeasured;
-      skipped_.clear();
-    } else if (!skipped_.empty()) {
-      if (nonfinite_ == NonFinite::Throw) {
-        std::string names;
-        for (const auto& n : skipped_) names += (names.empty() ? "'" : ", '") + n + "'";
-        skipped_.clear();
-        throw Error("dualopt: non-finite gradient in tensor " + names +
-                    " (or one so large that the state would overflow); nothing was updated");
-      }
-      report_.skipped_tensors = nonfinite_ == NonFinite::SkipStep ? chosen.size() : skipped_.size();
-      for (std::size_t i = 0; i < chosen.size(); ++i)
-        report_.tensors[i].skipped = nonfinite_ == NonFinite::SkipStep || bad[i];
-      if (nonfinite_ == NonFinite::SkipStep) {
-        report_.step_skipped = true;
-        skipped_.clear();
-        for (std::size_t i : chosen) skipped_.push_back(slots_[i].name);
-        return;
-      }
-      chosen = std::move(keep);
-    }
-    if (clip_.enabled() && !(nonfinite_ == NonFinite::Unchecked && any_bad)) {
-      report_.clip_norm = std::sqrt(in_scope);
-      report_.clip_factor = clip_.factor(report_.clip_norm);
-      for (std::size_t i : chosen)
-        if (clip_.covers(slots_[i].group)) slots_[i].grad_scale = T(report_.clip_factor);
-    }
-  }
+  if (nonfinite_ != NonFinite::Unchecked || clip_.enabled())
+    if (!detail::screen_gradients(scheduler_, slots_, groups_, nonfinite_, clip_, threads(), chosen, report_, skipped_))
+      return;  // NonFinite::SkipStep
   scheduler_.run(slots_, groups_, chosen, factors_, threads());
   for (std::size_t i : chosen) ++slots_[i].t;
   ++steps_;
