@@ -3,6 +3,8 @@
 //   bf16      NewtonSchulzBf16<float>, Bf16Kernel::Hardware (skipped, with a note, where
 //             bf16_backend() is not available: a build without -DDUALOPT_BF16=onednn, or a CPU
 //             without AMX / AVX512-BF16)
+//   bf16_onednn  the same with our AMX kernel turned off (every product through oneDNN); only
+//             where the AMX kernel runs (linalg/bf16_amx.hpp)
 //   float     NewtonSchulz<float> (the default: Gram form at aspect >= 1.5)
 //   gemm      one bf16 kernel call C = A B, A r x r, B r x c, on one thread: the kernel's own rate
 // 5 quintic steps, Gaussian input, shapes of issue 17, at the thread counts of --threads=1,2,...
@@ -57,7 +59,7 @@ Matrix<float> gaussian(Eigen::Index r, Eigen::Index c) {
   return m;
 }
 
-void run_ns(benchmark::State& state, const Case& c, bool bf16, int threads) {
+void run_ns(benchmark::State& state, const Case& c, bool bf16, int threads, bool amx = true) {
   Matrix<float> x = gaussian(c.rows, c.cols);
   MatrixMap<float> xm(x.data(), c.rows, c.cols);
   const NsSchedule sched = NsSchedule::quintic(5);
@@ -65,6 +67,7 @@ void run_ns(benchmark::State& state, const Case& c, bool bf16, int threads) {
   NewtonSchulzBf16<float> nb;
   ns.set_threads(threads);
   nb.set_threads(threads);
+  nb.set_amx(amx);
   // NS runs in place on its own output: the work per call does not depend on the values.
   for (auto _ : state) {
     if (bf16)
@@ -119,6 +122,12 @@ int main(int argc, char** argv) {
             ->UseRealTime()
             ->ComputeStatistics("min", min_stat);
       }
+      if (hw && amx::amx_usable() && amx::shape_fits(c.rows, c.cols))
+        benchmark::RegisterBenchmark(name(c, "bf16_onednn", t).c_str(),
+                                     [&c, t](benchmark::State& s) { run_ns(s, c, true, t, false); })
+            ->Unit(benchmark::kMillisecond)
+            ->UseRealTime()
+            ->ComputeStatistics("min", min_stat);
     }
     if (hw)
       benchmark::RegisterBenchmark((std::string("gemm_bf16/") + c.name).c_str(), [&c](benchmark::State& s) { run_gemm(s, c); })
@@ -132,6 +141,8 @@ int main(int argc, char** argv) {
 
   std::fprintf(out, "\nSummary (5 quintic steps; min over repetitions; eff = naive flops / time)\n%-10s %7s %9s %9s %10s %9s %12s\n",
                "shape", "threads", "bf16 ms", "float ms", "float/bf16", "eff GF", "1-thr gemm GF");
+  std::fprintf(out, "(bf16: our AMX kernel where it runs%s; onednn ms: every product through oneDNN)\n",
+               amx::amx_usable() ? "" : " -- not on this machine");
   for (const Case& c : kCases) {
     const double g = collector.seconds(std::string("gemm_bf16/") + c.name);
     const double gf = 2.0 * double(std::min(c.rows, c.cols)) * double(std::min(c.rows, c.cols)) *
@@ -139,8 +150,11 @@ int main(int argc, char** argv) {
     for (int t : thread_counts) {
       const double b = collector.seconds(name(c, "bf16", t)), f = collector.seconds(name(c, "float", t));
       if (std::isnan(b) && std::isnan(f)) continue;
-      std::fprintf(out, "%-10s %7d %9.1f %9.1f %10.2f %9.1f %12.1f\n", c.name, t, b * 1e3, f * 1e3, f / b,
+      const double o = collector.seconds(name(c, "bf16_onednn", t));
+      std::fprintf(out, "%-10s %7d %9.1f %9.1f %10.2f %9.1f %12.1f", c.name, t, b * 1e3, f * 1e3, f / b,
                    naive_flops(c) / b * 1e-9, gf);
+      if (!std::isnan(o)) std::fprintf(out, "   onednn ms %.1f (%.2fx)", o * 1e3, o / b);
+      std::fprintf(out, "\n");
     }
   }
   benchmark::Shutdown();

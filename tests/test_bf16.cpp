@@ -17,6 +17,7 @@
 #include "spectra.hpp"
 
 #include <algorithm>
+#include <array>
 #include <cmath>
 #include <cstdint>
 #include <cstring>
@@ -67,10 +68,11 @@ Matrix<float> run_float(const Dense& m) {
   ns.run(MatrixMap<float>(x.data(), x.rows(), x.cols()), NsSchedule::quintic(5));
   return x;
 }
-Matrix<float> run_bf16(const Dense& m, Bf16Kernel kernel, int threads = 1) {
+Matrix<float> run_bf16(const Dense& m, Bf16Kernel kernel, int threads = 1, bool amx = true) {
   Matrix<float> x = m.cast<float>();
   NewtonSchulzBf16<float> ns(kernel);
   ns.set_threads(threads);
+  ns.set_amx(amx);
   ns.run(MatrixMap<float>(x.data(), x.rows(), x.cols()), NsSchedule::quintic(5));
   return x;
 }
@@ -224,6 +226,74 @@ TEST_CASE("bf16 Newton-Schulz on hardware: near the emulation, bitwise the same 
     // Products of bf16 values are exact in float, so the kernels differ only in the order of
     // the float sums, and that only flips a few bf16 roundings.
     CHECK(rel(h1, e) < 0.015);
+    CHECK(run_bf16(m, Bf16Kernel::Hardware, 2) == h1);
+    CHECK(run_bf16(m, Bf16Kernel::Hardware, 3) == h1);
+    const Eigen::VectorXd sh = Eigen::BDCSVD<Dense>(h1.cast<double>()).singularValues();
+    CHECK(sh.minCoeff() >= 0.66);
+    CHECK(sh.maxCoeff() <= 1.16);
+  }
+}
+
+TEST_CASE("our AMX kernel: products exact to a float sum's rounding, any 16-aligned cut the same bits") {
+  if (!amx::amx_usable()) {
+    WARN("no AMX here: the AMX kernel tests are skipped");
+    return;
+  }
+  std::mt19937_64 rng(9);
+  std::normal_distribution<float> nd;
+  for (auto [m, n, k] : {std::array<Index, 3>{64, 96, 1088}, {32, 16, 32}, {48, 80, 2080}}) {
+    INFO(m << " x " << n << " x " << k);
+    std::vector<bf16> a(std::size_t(m * k)), b(std::size_t(k * n));
+    for (auto& v : a) v = float_to_bf16(nd(rng));
+    for (auto& v : b) v = float_to_bf16(nd(rng));
+    std::vector<bf16> rows(amx::packed_size(k, n)), cols(amx::packed_size(k, n));
+    std::vector<bf16> bt(b.size());  // B transposed, for the other packing
+    for (Index i = 0; i < k; ++i)
+      for (Index j = 0; j < n; ++j) bt[std::size_t(j * k + i)] = b[std::size_t(i * n + j)];
+    for (Index nb = 0; nb < n / 16; ++nb) {
+      amx::pack_rows_block(k, b.data(), n, nb, rows.data());
+      amx::pack_transposed_block(k, bt.data(), k, nb, cols.data());
+    }
+    CHECK(rows == cols);  // both packings give the same layout
+    std::vector<float> c(std::size_t(m * n), -1.0f), cut(c.size(), -1.0f);
+    amx::multiply(m, n, k, a.data(), k, rows.data(), c.data(), n);
+    // Products of bf16 values are exact in float; the sums differ from a double sum only by
+    // float rounding, at most k ulps of the sum of magnitudes.
+    for (Index i = 0; i < m; ++i)
+      for (Index j = 0; j < n; ++j) {
+        double exact = 0, mag = 0;
+        for (Index q = 0; q < k; ++q) {
+          const double t = double(bf16_to_float(a[std::size_t(i * k + q)])) * bf16_to_float(b[std::size_t(q * n + j)]);
+          exact += t;
+          mag += std::abs(t);
+        }
+        CHECK(std::abs(c[std::size_t(i * n + j)] - exact) <= double(k) * 6e-8 * mag);
+      }
+    // Cut into 16-row and 16-column pieces: every element is summed in the same order.
+    for (Index i = 0; i < m; i += 16)
+      for (Index j = 0; j < n; j += 16)
+        amx::multiply(16, 16, k, a.data() + i * k, k, rows.data() + amx::block_offset(k, j), cut.data() + i * n + j, n);
+    CHECK(cut == c);
+  }
+}
+
+TEST_CASE("bf16 Newton-Schulz with our AMX kernel: near oneDNN and the emulation, the same bits on any thread count") {
+  if (!amx::amx_usable() || !bf16_backend().available) {
+    WARN("no AMX kernel here: skipped");
+    return;
+  }
+  std::mt19937_64 rng(6);
+  for (auto [r, c] : {std::pair<Index, Index>{640, 1024}, {96, 320}, {352, 96}}) {
+    INFO(r << " x " << c);
+    const Dense m = banded(r, c, rng);
+    NewtonSchulzBf16<float> probe;
+    Matrix<float> x = m.cast<float>();
+    probe.run(MatrixMap<float>(x.data(), r, c), NsSchedule::quintic(5));
+    CHECK(probe.used_amx());
+    const Matrix<float> h1 = run_bf16(m, Bf16Kernel::Hardware, 1);
+    CHECK(h1 == x);
+    CHECK(rel(h1, run_bf16(m, Bf16Kernel::Emulated)) < 0.015);
+    CHECK(rel(h1, run_bf16(m, Bf16Kernel::Hardware, 1, false)) < 0.015);  // oneDNN
     CHECK(run_bf16(m, Bf16Kernel::Hardware, 2) == h1);
     CHECK(run_bf16(m, Bf16Kernel::Hardware, 3) == h1);
     const Eigen::VectorXd sh = Eigen::BDCSVD<Dense>(h1.cast<double>()).singularValues();

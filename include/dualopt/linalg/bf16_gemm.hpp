@@ -10,6 +10,7 @@
 // product into shape-only tiles get the same bits on any number of threads.
 #include "../error.hpp"
 #include "bf16.hpp"
+#include "bf16_amx.hpp"
 
 #include <Eigen/Core>
 #include <string>
@@ -40,7 +41,9 @@ inline const Bf16Backend& bf16_backend() {
 #ifdef DUALOPT_BF16_ONEDNN
   static const Bf16Backend b = [] {
     const onednn::Probe p = onednn::probe();
-    return Bf16Backend{p.usable, p.text};
+    return Bf16Backend{p.usable, p.usable && amx::amx_usable()
+                                     ? p.text + "; dualopt's AMX kernel where both sides are multiples of 32"
+                                     : p.text};
   }();
 #else
   static const Bf16Backend b{false, "this build has no bf16 backend (configure with -DDUALOPT_BF16=onednn)"};

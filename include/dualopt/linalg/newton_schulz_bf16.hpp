@@ -18,6 +18,7 @@
 #include "../error.hpp"
 #include "../tensor.hpp"
 #include "bf16.hpp"
+#include "bf16_amx.hpp"
 #include "bf16_gemm.hpp"
 #include "newton_schulz.hpp"
 #include "spectral_norm.hpp"
@@ -50,9 +51,14 @@ class NewtonSchulzBf16 {
   void set_threads(int n) { threads_ = std::max(1, n); }
   int threads() const { return threads_; }
   void set_kernel(Bf16Kernel k) { gemm_.set_kernel(k); }
+  // Whether Hardware may use our AMX kernel (linalg/bf16_amx.hpp) for shapes it fits; off, every
+  // shape goes to oneDNN (benchmarks compare the two).
+  void set_amx(bool on) { amx_allowed_ = on; }
+  // Whether the last run() used our AMX kernel.
+  bool used_amx() const { return amx_; }
   Bf16Kernel kernel() const { return gemm_.kernel(); }
   std::size_t workspace_bytes() const {
-    std::size_t n = (x_.capacity() + ah_.capacity() + bh_.capacity()) * sizeof(bf16) +
+    std::size_t n = (x_.capacity() + ah_.capacity() + bh_.capacity() + packed_.capacity()) * sizeof(bf16) +
                     (a_.capacity() + b_.capacity()) * sizeof(float) + gemm_.workspace_bytes();
     for (const auto& p : panel_) n += p.capacity() * sizeof(float);
     return n;
@@ -67,11 +73,32 @@ class NewtonSchulzBf16 {
     detail::run_jobs(threads_, count, std::forward<F>(f));
   }
 
+  // f(begin, count) over [0, n) in chunks, on the threads: the elementwise passes between products.
+  template <class F>
+  void chunks(std::size_t n, F&& f) {
+    constexpr std::size_t kStep = std::size_t(1) << 16;
+    parallel(Index((n + kStep - 1) / kStep), [&](Index i, int) {
+      const std::size_t b = std::size_t(i) * kStep;
+      f(b, std::min(kStep, n - b));
+    });
+  }
+
+  // B (k x n) into packed_ for the AMX kernel, once per product: b is X^T or a symmetric A
+  // (row_stride 1) or X itself (col_stride 1).
+  void pack(Index k, Index n, const Bf16Operand& b) {
+    bf16* out = packed_.data();
+    if (b.row_stride == 1)
+      parallel(n / 16, [&](Index nb, int) { amx::pack_transposed_block(k, b.data, b.col_stride, nb, out); });
+    else
+      parallel(n / 16, [&](Index nb, int) { amx::pack_rows_block(k, b.data, b.row_stride, nb, out); });
+  }
+
   // C (r x r float) = A B for a product known to be symmetric, lower tiles computed (each a
   // whole block, the diagonal ones too) and mirrored; tiles as in detail::symmetric_product_tile.
   void symmetric(float* c, Index r, Index k, const Bf16Operand& a, const Bf16Operand& b) {
     const Index nb = detail::tile_grid(r), below = nb * (nb - 1) / 2;
     Eigen::Map<RowF> cm(c, r, r);
+    if (amx_) pack(k, r, b);
     parallel(detail::tile_jobs(r), [&](Index job, int thread) {
       Index i = job - below, j = i;
       if (job < below)
@@ -80,7 +107,10 @@ class NewtonSchulzBf16 {
       const Index j0 = detail::tile_start(r, nb, j), w = detail::tile_start(r, nb, j + 1) - j0;
       const Bf16Operand at{a.data + i0 * a.row_stride, a.row_stride, a.col_stride};
       const Bf16Operand bt{b.data + j0 * b.col_stride, b.row_stride, b.col_stride};
-      gemm_.gemm(h, w, k, at, bt, c + i0 * r + j0, r, thread);
+      if (amx_)
+        amx::multiply(h, w, k, at.data, a.row_stride, packed_.data() + amx::block_offset(k, j0), c + i0 * r + j0, r);
+      else
+        gemm_.gemm(h, w, k, at, bt, c + i0 * r + j0, r, thread);
       detail::mirror_lower(cm, i0, h, j0, w);
     });
   }
@@ -91,10 +121,14 @@ class NewtonSchulzBf16 {
   void apply_left(Index r, Index c, float alpha, Out* out) {
     const Index width = detail::col_panel(c), n = detail::panel_count(c, width);
     for (auto& p : panel_) p.resize(std::size_t(r * std::min(c, width)));
+    if (amx_) pack(r, c, Bf16Operand{x_.data(), c, 1});
     parallel(n, [&](Index k, int thread) {
       const Index j0 = k * width, w = std::min(width, c - j0);
       float* t = panel_[std::size_t(thread)].data();
-      gemm_.gemm(r, w, r, Bf16Operand{bh_.data(), r, 1}, Bf16Operand{x_.data() + j0, c, 1}, t, w, thread);
+      if (amx_)
+        amx::multiply(r, w, r, bh_.data(), r, packed_.data() + amx::block_offset(r, j0), t, w);
+      else
+        gemm_.gemm(r, w, r, Bf16Operand{bh_.data(), r, 1}, Bf16Operand{x_.data() + j0, c, 1}, t, w, thread);
       for (Index i = 0; i < r; ++i) {
         bf16* xi = x_.data() + i * c + j0;
         float* ti = t + i * w;
@@ -119,8 +153,11 @@ class NewtonSchulzBf16 {
     bh_.resize(rr);
     if (panel_.size() < std::size_t(threads_)) panel_.resize(std::size_t(threads_));
     gemm_.prepare(threads_);
+    amx_ = amx_allowed_ && gemm_.kernel() == Bf16Kernel::Hardware && amx::shape_fits(r, c) && amx::amx_usable();
+    if (amx_) packed_.resize(amx::packed_size(r, c));  // the largest B: X, r x c
     if constexpr (Wide::IsRowMajor && std::is_same_v<T, float>) {  // the same values as the loop below, vectorized
-      divide_to_bf16(out.data(), scale, x_.data(), std::size_t(r * c));
+      const float* in = out.data();
+      chunks(std::size_t(r * c), [&](std::size_t b, std::size_t n) { divide_to_bf16(in + b, scale, x_.data() + b, n); });
     } else {
       for (Index i = 0; i < r; ++i)
         for (Index j = 0; j < c; ++j) x_[std::size_t(i * c + j)] = float_to_bf16(float(out(i, j) / scale));
@@ -128,23 +165,25 @@ class NewtonSchulzBf16 {
     for (std::size_t s = 0; s < schedule.steps.size(); ++s) {
       const NsStep& st = schedule.steps[s];
       symmetric(a_.data(), r, c, Bf16Operand{x_.data(), c, 1}, Bf16Operand{x_.data(), 1, c});  // A = X X^T
-      to_bf16(a_.data(), ah_.data(), rr);
-      if (st.c != 0.0) {
+      chunks(rr, [&](std::size_t b, std::size_t n) { to_bf16(a_.data() + b, ah_.data() + b, n); });
+      const bool quintic = st.c != 0.0;
+      if (quintic)
         symmetric(b_.data(), r, r, Bf16Operand{ah_.data(), r, 1}, Bf16Operand{ah_.data(), 1, r});  // A A^T = A A
-        axpby_bf16_to_bf16(float(st.c), b_.data(), float(st.b), ah_.data(), bh_.data(), rr);
-      } else {
-        axpby_bf16_to_bf16(0.0f, a_.data(), float(st.b), ah_.data(), bh_.data(), rr);
-      }
+      const float* aa = quintic ? b_.data() : a_.data();
+      const float c2 = quintic ? float(st.c) : 0.0f, b1 = float(st.b);
+      chunks(rr, [&](std::size_t b, std::size_t n) { axpby_bf16_to_bf16(c2, aa + b, b1, ah_.data() + b, bh_.data() + b, n); });
       apply_left(r, c, float(st.a), s + 1 == schedule.steps.size() ? &out : static_cast<Wide*>(nullptr));
     }
   }
 
   Bf16Gemm gemm_;
   std::vector<bf16> x_, ah_, bh_;  // X, and A and B rounded: the bf16 operands
+  std::vector<bf16> packed_;       // the AMX kernel's B operand of the current product
   std::vector<float> a_, b_;
   std::vector<std::vector<float>> panel_;
   SpectralNormWorkspace<T> sigma_;
   int threads_ = 1;
+  bool amx_allowed_ = true, amx_ = false;
 };
 
 template <class T>
