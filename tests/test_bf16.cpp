@@ -255,8 +255,10 @@ TEST_CASE("our AMX kernel: products exact to a float sum's rounding, any 16-alig
       amx::pack_transposed_block(k, bt.data(), k, nb, cols.data());
     }
     CHECK(rows == cols);  // both packings give the same layout
+    std::vector<bf16> pa(amx::packed_size(m, k));
+    for (Index mb = 0; mb < m / 16; ++mb) amx::pack_a_block(k, a.data(), k, mb, pa.data());
     std::vector<float> c(std::size_t(m * n), -1.0f), cut(c.size(), -1.0f);
-    amx::multiply(m, n, k, a.data(), k, rows.data(), c.data(), n);
+    amx::multiply(m, n, k, pa.data(), rows.data(), c.data(), n);
     // Products of bf16 values are exact in float; the sums differ from a double sum only by
     // float rounding, at most k ulps of the sum of magnitudes.
     for (Index i = 0; i < m; ++i)
@@ -272,7 +274,8 @@ TEST_CASE("our AMX kernel: products exact to a float sum's rounding, any 16-alig
     // Cut into 16-row and 16-column pieces: every element is summed in the same order.
     for (Index i = 0; i < m; i += 16)
       for (Index j = 0; j < n; j += 16)
-        amx::multiply(16, 16, k, a.data() + i * k, k, rows.data() + amx::block_offset(k, j), cut.data() + i * n + j, n);
+        amx::multiply(16, 16, k, pa.data() + amx::row_block_offset(k, i), rows.data() + amx::block_offset(k, j),
+                      cut.data() + i * n + j, n);
     CHECK(cut == c);
   }
 }

@@ -58,7 +58,7 @@ class NewtonSchulzBf16 {
   bool used_amx() const { return amx_; }
   Bf16Kernel kernel() const { return gemm_.kernel(); }
   std::size_t workspace_bytes() const {
-    std::size_t n = (x_.capacity() + ah_.capacity() + bh_.capacity() + packed_.capacity()) * sizeof(bf16) +
+    std::size_t n = (x_.capacity() + ah_.capacity() + bh_.capacity() + packed_.capacity() + packed_a_.capacity()) * sizeof(bf16) +
                     (a_.capacity() + b_.capacity()) * sizeof(float) + gemm_.workspace_bytes();
     for (const auto& p : panel_) n += p.capacity() * sizeof(float);
     return n;
@@ -83,14 +83,19 @@ class NewtonSchulzBf16 {
     });
   }
 
-  // B (k x n) into packed_ for the AMX kernel, once per product: b is X^T or a symmetric A
-  // (row_stride 1) or X itself (col_stride 1).
-  void pack(Index k, Index n, const Bf16Operand& b) {
-    bf16* out = packed_.data();
-    if (b.row_stride == 1)
-      parallel(n / 16, [&](Index nb, int) { amx::pack_transposed_block(k, b.data, b.col_stride, nb, out); });
-    else
-      parallel(n / 16, [&](Index nb, int) { amx::pack_rows_block(k, b.data, b.row_stride, nb, out); });
+  // A (m x k, row-major) and B (k x n) into packed_a_ and packed_ for the AMX kernel, once per
+  // product: b is X^T or a symmetric A (row_stride 1) or X itself (col_stride 1).
+  void pack(Index m, Index k, Index n, const Bf16Operand& a, const Bf16Operand& b) {
+    bf16 *pa = packed_a_.data(), *pb = packed_.data();
+    const Index mb = m / 16;
+    parallel(mb + n / 16, [&](Index job, int) {
+      if (job < mb)
+        amx::pack_a_block(k, a.data, a.row_stride, job, pa);
+      else if (b.row_stride == 1)
+        amx::pack_transposed_block(k, b.data, b.col_stride, job - mb, pb);
+      else
+        amx::pack_rows_block(k, b.data, b.row_stride, job - mb, pb);
+    });
   }
 
   // C (r x r float) = A B for a product known to be symmetric, lower tiles computed (each a
@@ -98,7 +103,7 @@ class NewtonSchulzBf16 {
   void symmetric(float* c, Index r, Index k, const Bf16Operand& a, const Bf16Operand& b) {
     const Index nb = detail::tile_grid(r), below = nb * (nb - 1) / 2;
     Eigen::Map<RowF> cm(c, r, r);
-    if (amx_) pack(k, r, b);
+    if (amx_) pack(r, k, r, a, b);
     parallel(detail::tile_jobs(r), [&](Index job, int thread) {
       Index i = job - below, j = i;
       if (job < below)
@@ -108,7 +113,8 @@ class NewtonSchulzBf16 {
       const Bf16Operand at{a.data + i0 * a.row_stride, a.row_stride, a.col_stride};
       const Bf16Operand bt{b.data + j0 * b.col_stride, b.row_stride, b.col_stride};
       if (amx_)
-        amx::multiply(h, w, k, at.data, a.row_stride, packed_.data() + amx::block_offset(k, j0), c + i0 * r + j0, r);
+        amx::multiply(h, w, k, packed_a_.data() + amx::row_block_offset(k, i0), packed_.data() + amx::block_offset(k, j0),
+                      c + i0 * r + j0, r);
       else
         gemm_.gemm(h, w, k, at, bt, c + i0 * r + j0, r, thread);
       detail::mirror_lower(cm, i0, h, j0, w);
@@ -121,12 +127,12 @@ class NewtonSchulzBf16 {
   void apply_left(Index r, Index c, float alpha, Out* out) {
     const Index width = detail::col_panel(c), n = detail::panel_count(c, width);
     for (auto& p : panel_) p.resize(std::size_t(r * std::min(c, width)));
-    if (amx_) pack(r, c, Bf16Operand{x_.data(), c, 1});
+    if (amx_) pack(r, r, c, Bf16Operand{bh_.data(), r, 1}, Bf16Operand{x_.data(), c, 1});
     parallel(n, [&](Index k, int thread) {
       const Index j0 = k * width, w = std::min(width, c - j0);
       float* t = panel_[std::size_t(thread)].data();
       if (amx_)
-        amx::multiply(r, w, r, bh_.data(), r, packed_.data() + amx::block_offset(r, j0), t, w);
+        amx::multiply(r, w, r, packed_a_.data(), packed_.data() + amx::block_offset(r, j0), t, w);
       else
         gemm_.gemm(r, w, r, Bf16Operand{bh_.data(), r, 1}, Bf16Operand{x_.data() + j0, c, 1}, t, w, thread);
       for (Index i = 0; i < r; ++i) {
@@ -154,7 +160,10 @@ class NewtonSchulzBf16 {
     if (panel_.size() < std::size_t(threads_)) panel_.resize(std::size_t(threads_));
     gemm_.prepare(threads_);
     amx_ = amx_allowed_ && gemm_.kernel() == Bf16Kernel::Hardware && amx::shape_fits(r, c) && amx::amx_usable();
-    if (amx_) packed_.resize(amx::packed_size(r, c));  // the largest B: X, r x c
+    if (amx_) {  // the largest operands: X (r x c) as A and as B
+      packed_.resize(amx::packed_size(r, c));
+      packed_a_.resize(amx::packed_size(r, c));
+    }
     if constexpr (Wide::IsRowMajor && std::is_same_v<T, float>) {  // the same values as the loop below, vectorized
       const float* in = out.data();
       chunks(std::size_t(r * c), [&](std::size_t b, std::size_t n) { divide_to_bf16(in + b, scale, x_.data() + b, n); });
@@ -178,7 +187,7 @@ class NewtonSchulzBf16 {
 
   Bf16Gemm gemm_;
   std::vector<bf16> x_, ah_, bh_;  // X, and A and B rounded: the bf16 operands
-  std::vector<bf16> packed_;       // the AMX kernel's B operand of the current product
+  std::vector<bf16> packed_a_, packed_;  // the AMX kernel's A and B operands of the current product
   std::vector<float> a_, b_;
   std::vector<std::vector<float>> panel_;
   SpectralNormWorkspace<T> sigma_;
