@@ -162,7 +162,6 @@ class DUALOPT_ABI Optimizer {  // DUALOPT_ABI: abi.hpp (link-time check of vecto
   }
 
  public:
-
   // The checked form: buffers with their lengths (a std::vector, a std::array, or pointer and
   // count), which must equal the shape's element count.
   void add_to_group(GroupId g, const std::string& name, Span<T> param, Span<T> grad, const Shape& shape,
