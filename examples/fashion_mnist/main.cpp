@@ -64,6 +64,7 @@ struct Options {
   double warmup_fraction = 0.05;
   std::string data_dir = kFashionMnistDefaultDir;
   std::string out_dir = "examples/results/fashion_mnist";
+  Bf16Mode bf16 = Bf16Mode::Off;
 };
 
 const char* const kUsage = R"(usage: fashion_mnist [options]
@@ -93,6 +94,8 @@ batch order, then prints a table and writes loss curves (CSV + SVG) to --out.
   --expect-rtol R     of L (default 0.02); the smoke test's values come from another run
   --data DIR          Fashion-MNIST directory (default /usr/share/datasets/fashion-mnist)
   --out DIR           output directory (default examples/results/fashion_mnist)
+  --bf16 MODE         storage the optimizer sees: off (default), master (bf16 gradients and
+                      weights, float master) or param (bf16 alone); not soap_muon
 )";
 
 [[noreturn]] void usage_error(const std::string& msg) {
@@ -192,6 +195,13 @@ Options parse_args(int argc, char** argv) {
     else if (a == "--warmup") o.warmup_fraction = parse_fraction(a, v);
     else if (a == "--data") o.data_dir = v;
     else if (a == "--out") o.out_dir = v;
+    else if (a == "--bf16") {
+      try {
+        o.bf16 = parse_bf16_mode(v);
+      } catch (const std::invalid_argument& e) {
+        usage_error(e.what());
+      }
+    }
     else if (a == "--lr") o.lr_override = parse_lr_map(a, v);
     else if (a == "--aux-lr") o.aux_lr_override = parse_lr_map(a, v);
     else if (a == "--hidden") {
@@ -272,7 +282,8 @@ RunResult train_one(const OptimizerChoice& choice, const Options& o, std::size_t
   sizes.insert(sizes.end(), o.hidden.begin(), o.hidden.end());
   sizes.push_back(10);
   Mlp<float> model(sizes, seed);
-  auto opt = make_optimizer(choice, model.parameters());
+  Bf16Trainer bf16(o.bf16);
+  auto opt = make_optimizer(choice, model.parameters(), &bf16);
   opt->set_schedule(dualopt::Schedule::warmup_cosine(
       static_cast<std::int64_t>(o.warmup_fraction * static_cast<double>(steps)),
       static_cast<std::int64_t>(steps)));
@@ -299,7 +310,7 @@ RunResult train_one(const OptimizerChoice& choice, const Options& o, std::size_t
       break;
     }
     try {
-      opt->step();
+      bf16.step(*opt);
     } catch (const dualopt::Error& e) {
       r.failure = e.what();
       break;

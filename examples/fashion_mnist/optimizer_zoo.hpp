@@ -15,6 +15,7 @@
 #include <string>
 #include <vector>
 
+#include "../common/bf16_trainer.hpp"
 #include "mlp.hpp"
 
 namespace examples {
@@ -65,24 +66,32 @@ inline dualopt::AdamConfig aux_config(double lr) {
 }  // namespace zoo_detail
 
 // Registers every parameter of `params` with a fresh optimizer of the chosen kind.
+// With `bf16` (examples/common/bf16_trainer.hpp), it registers the bf16 storage instead.
 inline std::unique_ptr<dualopt::Optimizer<float>> make_optimizer(
-    const OptimizerChoice& choice, const std::vector<ParamRef<float>>& params) {
+    const OptimizerChoice& choice, const std::vector<ParamRef<float>>& params, Bf16Trainer* bf16 = nullptr) {
   using zoo_detail::is_hidden_matrix;
   using zoo_detail::to_shape;
   const std::string& n = choice.name;
+  // reg(p, f): f(buffers...) with the model's float buffers or their bf16 storage.
+  auto reg = [&](const ParamRef<float>& p, auto&& f) {
+    std::size_t count = 1;
+    for (std::size_t d : p.shape) count *= d;
+    if (bf16) bf16->add(p.w, p.g, count, f);
+    else f(p.w, p.g);
+  };
 
   if (n == "adamw") {
     dualopt::AdamConfig c = dualopt::adamw_defaults();
     c.lr = choice.lr;
     auto opt = std::make_unique<dualopt::AdamW<float>>(c);
-    for (const auto& p : params) opt->add(p.name, p.w, p.g, to_shape(p.shape));
+    for (const auto& p : params) reg(p, [&](auto... b) { opt->add(p.name, b..., to_shape(p.shape)); });
     return opt;
   }
   if (n == "laprop") {
     dualopt::LaPropConfig c;
     c.lr = choice.lr;
     auto opt = std::make_unique<dualopt::LaProp<float>>(c);
-    for (const auto& p : params) opt->add(p.name, p.w, p.g, to_shape(p.shape));
+    for (const auto& p : params) reg(p, [&](auto... b) { opt->add(p.name, b..., to_shape(p.shape)); });
     return opt;
   }
   if (n == "muon") {
@@ -91,9 +100,9 @@ inline std::unique_ptr<dualopt::Optimizer<float>> make_optimizer(
     auto opt = std::make_unique<dualopt::Muon<float>>(c, zoo_detail::aux_config(choice.aux_lr));
     for (const auto& p : params) {
       if (is_hidden_matrix(p, params))
-        opt->add(p.name, p.w, p.g, to_shape(p.shape));
+        reg(p, [&](auto... b) { opt->add(p.name, b..., to_shape(p.shape)); });
       else
-        opt->add_adamw(p.name, p.w, p.g, to_shape(p.shape));
+        reg(p, [&](auto... b) { opt->add_adamw(p.name, b..., to_shape(p.shape)); });
     }
     return opt;
   }
@@ -104,15 +113,19 @@ inline std::unique_ptr<dualopt::Optimizer<float>> make_optimizer(
     c.lr = choice.lr;
     auto opt = std::make_unique<dualopt::Mango<float>>(c);
     for (const auto& p : params)
-      opt->add(p.name, p.w, p.g, to_shape(p.shape),
-               p.is_matrix ? dualopt::presets::mango_spectral(6, dualopt::linalg::NsPrescale::Frobenius)
-                           : dualopt::norms::l2());
+      reg(p, [&](auto... b) {
+        opt->add(p.name, b..., to_shape(p.shape),
+                 p.is_matrix ? dualopt::presets::mango_spectral(6, dualopt::linalg::NsPrescale::Frobenius)
+                             : dualopt::norms::l2());
+      });
     return opt;
   }
   if (n == "soap_muon") {
     dualopt::SoapMuonConfig c;
     c.lr = choice.lr;
     auto opt = std::make_unique<dualopt::SoapMuon<float>>(c, zoo_detail::aux_config(choice.aux_lr));
+    // SOAP reads the whole gradient: no bf16 storage (the library refuses it).
+    if (bf16 && bf16->mode() != Bf16Mode::Off) throw std::invalid_argument("soap_muon has no bf16 storage");
     for (const auto& p : params) {
       if (is_hidden_matrix(p, params))
         opt->add(p.name, p.w, p.g, to_shape(p.shape));

@@ -75,6 +75,7 @@ struct Options {
   int sample_chars = 400;
   std::uint64_t seed = 1337;
   tiny_gpt::LearningRates lr;
+  examples::Bf16Mode bf16 = examples::Bf16Mode::Off;
 };
 
 std::vector<std::string> split_list(const std::string& s) {
@@ -107,6 +108,8 @@ void print_usage() {
                "  --seed S             first init, batch and sampling seed (default 1337)\n"
                "  --sample N           characters to generate at the end (default 400, 0 = none)\n"
                "  --threads N          OpenMP/Eigen threads (default 1; 2 helps only on an idle machine)\n"
+               "  --bf16 MODE          storage the optimizer sees: off (default), master (bf16 gradients and\n"
+               "                       weights, float master) or param (bf16 alone, stochastic rounding)\n"
                "  --out DIR            where CSV and SVG go (default examples/results/tiny_gpt)\n";
 }
 
@@ -136,6 +139,7 @@ Options parse_args(int argc, char** argv) {
     else if (a == "--out") o.out = v;
     else if (a == "--optimizers") o.optimizers = split_list(v);
     else if (a == "--steps") steps = as_int();
+    else if (a == "--bf16") o.bf16 = examples::parse_bf16_mode(v);
     else if (a == "--seeds") seeds = as_int();
     else if (a == "--jobs") o.jobs = as_int();
     else if (a == "--expect-rtol") o.expect_rtol = std::stod(v);
@@ -207,7 +211,7 @@ RunResult train_one(const std::string& name, std::uint64_t seed, const std::stri
   r.seed = seed;
   r.model = std::make_unique<GPT<float>>(cfg, seed);
   GPT<float>& model = *r.model;
-  tiny_gpt::OptimizerHandle opt = tiny_gpt::make_optimizer(name, model, o.lr, o.steps, o.warmup);
+  tiny_gpt::OptimizerHandle opt = tiny_gpt::make_optimizer(name, model, o.lr, o.steps, o.warmup, o.bf16);
   r.lr = opt.lr_text;
   r.val.name = r.train.name = name + " lr " + opt.lr_text;
   r.val.style = r.train.style = name;

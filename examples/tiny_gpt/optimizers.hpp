@@ -10,6 +10,7 @@
 #include <stdexcept>
 #include <string>
 
+#include "../common/bf16_trainer.hpp"
 #include "model.hpp"
 
 namespace tiny_gpt {
@@ -54,16 +55,22 @@ inline dualopt::Schedule schedule_for(int total_steps, int warmup) {
 }
 
 template <class Opt>
-OptimizerHandle wrap(std::shared_ptr<Opt> opt, double lr, std::string lr_text) {
-  return {std::move(lr_text), lr, [opt] { opt->step(); }};
+OptimizerHandle wrap(std::shared_ptr<Opt> opt, std::shared_ptr<examples::Bf16Trainer> bf16, double lr,
+                     std::string lr_text) {
+  return {std::move(lr_text), lr, [opt, bf16] { bf16->step(*opt); }};
 }
 
+// bf16: the storage the optimizer sees (examples/common/bf16_trainer.hpp; Off: the model's floats).
 inline OptimizerHandle make_optimizer(const std::string& name, GPT<float>& model, const LearningRates& lr,
-                                      int total_steps, int warmup) {
+                                      int total_steps, int warmup, examples::Bf16Mode bf16_mode = examples::Bf16Mode::Off) {
   const auto heads = static_cast<std::size_t>(model.config().n_head);
+  auto bf16 = std::make_shared<examples::Bf16Trainer>(bf16_mode);
+  auto wrap = [&](auto opt, double main_lr, std::string text) { return tiny_gpt::wrap(opt, bf16, main_lr, std::move(text)); };
+  // add(p, f): f(buffers...) with the model's float buffers or their bf16 storage.
+  auto add = [&](Param<float>& p, auto&& f) { bf16->add(p.w, p.g, p.numel(), f); };
   if (name == "adamw") {
     auto opt = std::make_shared<dualopt::AdamW<float>>(adam_config(lr.adamw));
-    for (auto& p : model.params()) opt->add(p.name, p.w, p.g, shape_of(p));
+    for (auto& p : model.params()) add(p, [&](auto... b) { opt->add(p.name, b..., shape_of(p)); });
     opt->set_schedule(schedule_for(total_steps, warmup));
     return wrap(opt, lr.adamw, lr_str(lr.adamw));
   }
@@ -74,9 +81,9 @@ inline OptimizerHandle make_optimizer(const std::string& name, GPT<float>& model
     // Hidden matrices (QKV as one [3D, D] matrix, as Muon does) to Muon; the rest to AdamW.
     for (auto& p : model.params()) {
       if (dualopt::presets::muon_takes(p.name, shape_of(p)))
-        opt->add(p.name, p.w, p.g, shape_of(p));
+        add(p, [&](auto... b) { opt->add(p.name, b..., shape_of(p)); });
       else
-        opt->add_adamw(p.name, p.w, p.g, shape_of(p));
+        add(p, [&](auto... b) { opt->add_adamw(p.name, b..., shape_of(p)); });
     }
     opt->set_schedule(schedule_for(total_steps, warmup));
     return wrap(opt, lr.muon, lr_str(lr.muon) + " (adamw " + lr_str(lr.muon_aux) + ")");
@@ -88,7 +95,9 @@ inline OptimizerHandle make_optimizer(const std::string& name, GPT<float>& model
     // One learning rate; the preset picks each tensor's norm from its GPT-2 name (its fast,
     // Frobenius-prescale variant: the committed results were made with it).
     for (auto& p : model.params())
-      opt->add(p.name, p.w, p.g, shape_of(p), dualopt::presets::mango_reference_norm_fast(p.name, shape_of(p), heads));
+      add(p, [&](auto... b) {
+        opt->add(p.name, b..., shape_of(p), dualopt::presets::mango_reference_norm_fast(p.name, shape_of(p), heads));
+      });
     opt->set_schedule(schedule_for(total_steps, warmup));
     return wrap(opt, lr.mango, lr_str(lr.mango));
   }

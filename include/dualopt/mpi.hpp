@@ -176,7 +176,9 @@ class Sharded {
     f(*settings_);  // every check of the plain optimizer, on the whole tensor
     const TensorSlot<T>& s = settings_->tensors().back();
     Record r{s.name, s.param, s.grad, s.shape, s.norm, s.group, settings_->group(s.group).elementwise()};
+    const bool bf16 = s.bf16.any();
     settings_->drop_last();  // its state would be the whole tensor's
+    if (bf16) throw tensor_error(r.name, "bf16 storage is not sharded yet: register float buffers");
     for (const auto& o : records_) {
       if (o.name == r.name) throw tensor_error(r.name, "already registered (names key checkpoints, so they must be unique)");
       const std::size_t n = r.shape.numel(), m = o.shape.numel();

@@ -35,7 +35,9 @@
 //                  u32       rank, then rank x u64 dimensions
 //                  str       norm (Norm::name(), e.g. "headwise(3,spectral)")
 //                  str       norm settings (Norm::description(): Newton-Schulz steps, prescale,
-//                            eps, shape scale), e.g. "headwise(3,spectral(ns=3.4445,-4.775,2.0315x6,...))"
+//                            eps, shape scale), e.g. "headwise(3,spectral(ns=3.4445,-4.775,2.0315x6,...))",
+//                            then, for bf16 storage only, e.g. ";storage=bf16_master(copy=nearest_even,seed=0)"
+//                            or ";storage=bf16(stochastic,seed=7)" (float tensors: nothing, as before)
 //                  u32       group
 //                  i64       t, the steps this tensor has taken
 //                  u32       state buffer count, then per buffer (the rule's, then "offset"):

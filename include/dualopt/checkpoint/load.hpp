@@ -191,8 +191,9 @@ std::vector<PendingTensor<T>> read_tensors(Reader& in, const Header& header, con
     if (norm != s.norm.name()) in.fail(what + " has norm " + quoted(norm) + ", optimizer has " + quoted(s.norm.name()));
     if (header.version >= 2) {
       const std::string settings = in.str("the norm settings of " + what);
-      if (settings != s.norm.description())
-        in.fail(what + " has norm settings " + quoted(settings) + ", optimizer has " + quoted(s.norm.description()));
+      const std::string mine = s.norm.description() + s.bf16.description();
+      if (settings != mine)
+        in.fail(what + " has norm settings and storage " + quoted(settings) + ", optimizer has " + quoted(mine));
     }
     const auto group = in.pod<std::uint32_t>("the group of " + what);
     if (group != s.group)

@@ -44,7 +44,7 @@ void check_savable(const Optimizer<T>& opt) {
       throw Error("checkpoint: cannot save: tensor '" + s.name + "': " + p);
     check_string(s.name, "a tensor name");
     check_string(s.norm.name(), "a norm name");
-    check_string(s.norm.description(), "a norm description");
+    check_string(s.norm.description() + s.bf16.description(), "a norm description");
     if (s.shape.rank() > kMaxRank) throw Error("checkpoint: cannot save: tensor '" + s.name + "' has rank > 32");
   }
 }
@@ -91,7 +91,7 @@ void write_tensors(Writer& out, const Optimizer<T>& opt) {
     out.pod(std::uint32_t(s.shape.rank()));
     for (std::size_t d : s.shape.dims()) out.pod(std::uint64_t(d));
     out.str(s.norm.name());
-    out.str(s.norm.description());
+    out.str(s.norm.description() + s.bf16.description());  // storage: only where not float
     out.pod(std::uint32_t(s.group));
     out.pod(std::int64_t(s.t));
     // The offset buffer goes with the config, whether or not a step has fitted the state to a

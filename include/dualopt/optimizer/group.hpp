@@ -175,7 +175,8 @@ class Group final : public GroupBase<T> {
     if constexpr (detail::has_lr_scale<Rule>::value) scale *= Rule::lr_scale(cfg_, t);
     const wrappers::OffsetMomentum offset{step.offset_beta};
     const wrappers::WeightDecay decay{step.weight_decay, detail::decays_after<Rule>::value};
-    detail::with_update<T>(offset, decay, scale, eta, s.param, s.offset.data(), f);
+    detail::with_update<T>(offset, decay, scale, eta, s.param, s.offset.data(),
+                           [&](const auto& update) { detail::with_store<T>(s.bf16, t, update, f); });
   }
   // The update of elements [begin, begin + n) from a finished direction d (d[0] is element begin).
   void update_from(TensorSlot<T>& s, const T* d, std::size_t begin, std::size_t n, std::int64_t t,
@@ -196,7 +197,9 @@ void Group<T, Rule>::step_range(TensorSlot<T>& s, std::int64_t t, double schedul
   if constexpr (Rule::kElementwise) {
     const typename Rule::template Kernel<T> rule(cfg_, states_[s.index], t);
     with_tensor_update(s, t, schedule, [&](const auto& update) {
-      detail::for_each_direction<T>(rule, s.grad, begin, end - begin, update, s.grad_scale);
+      detail::with_grad(s.grad, s.bf16, [&](const auto* g) {
+        detail::for_each_direction<T>(rule, g, begin, end - begin, update, s.grad_scale);
+      });
     });
   }
 }
@@ -210,8 +213,10 @@ void Group<T, Rule>::step_rows(TensorSlot<T>& s, std::int64_t t, double schedule
     const std::size_t n = std::size_t((row1 - row0) * cols);
     T* d = ws.direction_buffer(n);
     const typename Rule::template Kernel<T> rule(cfg_, states_[s.index], t);
-    detail::for_each_direction<T>(rule, s.grad, begin, n, [d, begin](std::size_t i, T x) { d[i - begin] = x; },
-                                  s.grad_scale);
+    detail::with_grad(s.grad, s.bf16, [&](const auto* g) {
+      detail::for_each_direction<T>(rule, g, begin, n, [d, begin](std::size_t i, T x) { d[i - begin] = x; },
+                                    s.grad_scale);
+    });
     s.norm.template dualize_rows<T>(MatrixMap<T>(d, row1 - row0, cols), s.norm.independent_rows(s.shape), ws);
     update_from(s, d, begin, n, t, schedule);
   }

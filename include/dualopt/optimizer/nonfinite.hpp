@@ -1,10 +1,12 @@
 #pragma once
 // What step() does with NaN, Inf or overflowing gradients, and the checks it uses to find them.
 #include "../tensor.hpp"
+#include "bf16_storage.hpp"
 
 #include <algorithm>
 #include <cmath>
 #include <cstddef>
+#include <cstdint>
 
 namespace dualopt {
 
@@ -47,6 +49,18 @@ bool squares_finite_sum(const T* p, std::size_t n, double& sum) {
     }
     if (!((x * x * T(0)).sum() == T(0))) return false;
     sum += x.template cast<double>().square().sum();
+  }
+  return true;
+}
+
+// The same for a bf16 gradient, widened a block at a time: the sums are those of the widened
+// float gradient, bit for bit.
+inline bool squares_finite_sum(const std::uint16_t* p, std::size_t n, double& sum) {
+  alignas(64) float x[4096];
+  for (std::size_t b = 0; b < n; b += 4096) {
+    const std::size_t len = std::min(n, b + 4096) - b;
+    for (std::size_t i = 0; i < len; ++i) x[i] = widen(p[b + i]);
+    if (!squares_finite_sum(x, len, sum)) return false;
   }
   return true;
 }

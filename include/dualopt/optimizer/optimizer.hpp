@@ -97,14 +97,59 @@ class DUALOPT_ABI Optimizer {  // DUALOPT_ABI: abi.hpp (link-time check of vecto
                     norms::Norm norm = norms::null()) {
     if (g >= groups_.size()) throw tensor_error(name, "no group " + std::to_string(g));
     detail::validate_registration<T>(slots_, name, param, grad, shape);
+    TensorSlot<T> s;
+    s.param = param;
+    s.grad = grad;
+    insert_slot(g, name, std::move(s), shape, std::move(norm));
+  }
+
+  // bf16 storage (optimizer/bf16_storage.hpp), float optimizers only: a bf16 gradient with a
+  // float master (and an optional bf16 copy), or a bf16 parameter and gradient alone. The sweep
+  // reads and writes the bf16 buffers directly. Elementwise rules only (not SOAP).
+  void add_to_group(GroupId g, const std::string& name, const Bf16Master& b, const Shape& shape,
+                    norms::Norm norm = norms::null()) {
+    detail::Bf16Storage st;
+    st.grad = b.grad;
+    st.param = b.copy;
+    st.master = true;
+    st.rounding = b.rounding;
+    st.seed = b.seed;
+    T* master = nullptr;
+    if constexpr (std::is_same_v<T, float>) master = b.master;
+    add_bf16(g, name, master, st, shape, std::move(norm));
+  }
+  void add_to_group(GroupId g, const std::string& name, const Bf16Param& b, const Shape& shape,
+                    norms::Norm norm = norms::null()) {
+    detail::Bf16Storage st;
+    st.grad = b.grad;
+    st.param = b.param;
+    st.rounding = Bf16Rounding::Stochastic;
+    st.seed = b.seed;
+    add_bf16(g, name, nullptr, st, shape, std::move(norm));
+  }
+
+ private:
+  void add_bf16(GroupId g, const std::string& name, T* master, detail::Bf16Storage st, const Shape& shape,
+                norms::Norm norm) {
+    if (!std::is_same_v<T, float>) throw tensor_error(name, "bf16 storage needs a float optimizer");
+    if (g >= groups_.size()) throw tensor_error(name, "no group " + std::to_string(g));
+    if (!groups_[g]->elementwise())
+      throw tensor_error(name, std::string("bf16 storage needs an elementwise rule; ") + groups_[g]->rule_name() +
+                                   " reads the whole gradient");
+    detail::validate_bf16_registration<T>(slots_, name, master, st, shape);
+    st.stream = linalg::detail::mix64(st.seed ^ detail::name_hash(name));
+    TensorSlot<T> s;
+    s.param = master;
+    s.bf16 = st;
+    insert_slot(g, name, std::move(s), shape, std::move(norm));
+  }
+  // The registration's common end: the norm's and rule's checks, then the slot and its state.
+  void insert_slot(GroupId g, const std::string& name, TensorSlot<T> s, const Shape& shape, norms::Norm norm) {
     norm.check_shape(name, shape);
     if (norm.name().size() > checkpoint::kMaxString)
       throw tensor_error(name, "norm name is longer than " + std::to_string(checkpoint::kMaxString) + " bytes");
     groups_[g]->check(name, shape);
-    TensorSlot<T> s;
     s.name = name;
-    s.param = param;
-    s.grad = grad;
     s.shape = shape;
     s.norm = std::move(norm);
     s.group = g;
@@ -116,6 +161,7 @@ class DUALOPT_ABI Optimizer {  // DUALOPT_ABI: abi.hpp (link-time check of vecto
     slots_.push_back(std::move(s));
   }
 
+ public:
   // The checked form: buffers with their lengths (a std::vector, a std::array, or pointer and
   // count), which must equal the shape's element count.
   void add_to_group(GroupId g, const std::string& name, Span<T> param, Span<T> grad, const Shape& shape,

@@ -37,6 +37,36 @@ bool overlaps(const T* a, std::size_t na, const T* b, std::size_t nb) {
   return a0 < b0 + nb * sizeof(T) && b0 < a0 + na * sizeof(T);
 }
 
+// The byte ranges of a registered tensor's buffers (float, and bf16 where it has them).
+struct ByteRange {
+  const void* at;
+  std::size_t bytes;
+};
+template <class T>
+std::vector<ByteRange> slot_buffers(const TensorSlot<T>& s) {
+  const std::size_t n = s.shape.numel();
+  std::vector<ByteRange> r;
+  if (s.param) r.push_back({s.param, n * sizeof(T)});
+  if (s.grad) r.push_back({s.grad, n * sizeof(T)});
+  if (s.bf16.grad) r.push_back({s.bf16.grad, n * 2});
+  if (s.bf16.param) r.push_back({s.bf16.param, n * 2});
+  return r;
+}
+inline bool overlaps(const ByteRange& a, const ByteRange& b) {
+  return overlaps(static_cast<const char*>(a.at), a.bytes, static_cast<const char*>(b.at), b.bytes);
+}
+// Refuses buffers that share a byte with each other or with any registered tensor's.
+template <class T>
+void check_disjoint(const std::vector<TensorSlot<T>>& slots, const std::string& name, const std::vector<ByteRange>& mine) {
+  for (std::size_t a = 0; a < mine.size(); ++a)
+    for (std::size_t b = a + 1; b < mine.size(); ++b)
+      if (overlaps(mine[a], mine[b])) throw tensor_error(name, "its buffers overlap each other");
+  for (const auto& s : slots)
+    for (const ByteRange& theirs : slot_buffers(s))
+      for (const ByteRange& m : mine)
+        if (overlaps(m, theirs)) throw tensor_error(name, "buffer overlaps the buffers of tensor '" + s.name + "'");
+}
+
 // Everything add_to_group checks about a tensor's name and buffers before it registers anything:
 // a unique name the checkpoint can store, non-null aligned buffers of an addressable size, and no
 // overlap with each other or with any registered tensor's buffers.
@@ -59,13 +89,34 @@ void validate_registration(const std::vector<TensorSlot<T>>& slots, const std::s
     if (reinterpret_cast<std::uintptr_t>(p) > UINTPTR_MAX - n * sizeof(T))
       throw tensor_error(name, "buffer of shape " + shape.str() + " runs past the end of the address space");
   if (overlaps(param, n, grad, n)) throw tensor_error(name, "parameter and gradient buffers overlap");
-  for (const auto& s : slots) {
-    const std::size_t m = s.shape.numel();
-    for (const T* mine : {param, grad})
-      for (const T* theirs : {static_cast<const T*>(s.param), static_cast<const T*>(s.grad)})
-        if (overlaps(mine, n, theirs, m))
-          throw tensor_error(name, "buffer overlaps the buffers of tensor '" + s.name + "'");
-  }
+  check_disjoint(slots, name, {{param, n * sizeof(T)}, {grad, n * sizeof(T)}});
+}
+
+// The same for bf16 storage (st as the slot will keep it, master the float master or null).
+template <class T>
+void validate_bf16_registration(const std::vector<TensorSlot<T>>& slots, const std::string& name, const T* master,
+                                const Bf16Storage& st, const Shape& shape) {
+  if (name.empty()) throw Error("dualopt: a tensor needs a non-empty name");
+  if (name.size() > checkpoint::kMaxString)
+    throw Error("dualopt: a tensor name of " + std::to_string(name.size()) + " bytes is longer than " +
+                std::to_string(checkpoint::kMaxString) + " (the checkpoint's limit)");
+  for (const auto& s : slots)
+    if (s.name == name) throw tensor_error(name, "already registered (names key checkpoints, so they must be unique)");
+  if (st.master && !master) throw tensor_error(name, "float master pointer is null");
+  if (!st.master && !st.param) throw tensor_error(name, "bf16 parameter pointer is null");
+  if (!st.grad) throw tensor_error(name, "bf16 gradient pointer is null");
+  if (master && reinterpret_cast<std::uintptr_t>(master) % alignof(T) != 0)
+    throw tensor_error(name, "float master pointer is not aligned for its type");
+  for (const void* p : {static_cast<const void*>(st.grad), static_cast<const void*>(st.param)})
+    if (reinterpret_cast<std::uintptr_t>(p) % 2 != 0) throw tensor_error(name, "bf16 pointer is not aligned for its type");
+  const std::size_t n = element_count<T>(name, shape);
+  std::vector<ByteRange> mine{{st.grad, 2 * n}};
+  if (master) mine.push_back({master, n * sizeof(T)});
+  if (st.param) mine.push_back({st.param, 2 * n});
+  for (const ByteRange& r : mine)
+    if (reinterpret_cast<std::uintptr_t>(r.at) > UINTPTR_MAX - r.bytes)
+      throw tensor_error(name, "buffer of shape " + shape.str() + " runs past the end of the address space");
+  check_disjoint(slots, name, mine);
 }
 
 }  // namespace dualopt::detail

@@ -123,8 +123,10 @@ std::vector<char> Scheduler<T>::nonfinite_gradients(const Slots& slots, const st
   DUALOPT_OMP(parallel for schedule(dynamic, 1) num_threads(threads))
   for (std::int64_t k = 0; k < nchecks; ++k) {
     const Check& c = checks_[std::size_t(k)];
-    check_failed_[std::size_t(k)] = !squares_finite_sum(slots[chosen[c.chosen]].grad + c.begin, c.end - c.begin,
-                                                        check_sums_[std::size_t(k)]);
+    const TensorSlot<T>& s = slots[chosen[c.chosen]];
+    with_grad(s.grad, s.bf16, [&](const auto* g) {
+      check_failed_[std::size_t(k)] = !squares_finite_sum(g + c.begin, c.end - c.begin, check_sums_[std::size_t(k)]);
+    });
   }
   std::vector<char> bad(chosen.size(), 0);
   squares.assign(chosen.size(), 0.0);

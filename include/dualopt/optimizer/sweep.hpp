@@ -6,6 +6,7 @@
 #include "../tensor.hpp"
 #include "../wrappers/offset_momentum.hpp"
 #include "../wrappers/weight_decay.hpp"
+#include "bf16_storage.hpp"
 
 #include <algorithm>
 #include <cmath>
@@ -65,8 +66,9 @@ void sqrt_in_place(T* x, std::size_t n) {
 // Local copies of the kernel and of f: a store through their pointers cannot alias a local, so
 // their constants stay in registers instead of being reloaded per element.
 // g enters the kernel times gs, the clip factor (x 1 is exact: unclipped steps are unchanged).
-template <class T, class K, class F>
-void for_each_direction(const K& kernel, const T* g, std::size_t begin, std::size_t n, const F& update, T gs = T(1)) {
+// G is T, or bf16 (bf16_storage.hpp), widened as it is loaded.
+template <class T, class K, class F, class G>
+void for_each_direction(const K& kernel, const G* g, std::size_t begin, std::size_t n, const F& update, T gs = T(1)) {
   const K k = kernel;
   const F f = update;
   alignas(64) T root[kSweepBlock];
@@ -74,13 +76,13 @@ void for_each_direction(const K& kernel, const T* g, std::size_t begin, std::siz
     const std::size_t e = std::min(begin + n, b + kSweepBlock);
     if constexpr (K::kSqrt) {
       DUALOPT_SWEEP_SIMD
-      for (std::size_t i = b; i < e; ++i) root[i - b] = k.before_sqrt(i, g[i] * gs);
+      for (std::size_t i = b; i < e; ++i) root[i - b] = k.before_sqrt(i, widen(g[i]) * gs);
       sqrt_in_place(root, e - b);
       DUALOPT_SWEEP_SIMD
-      for (std::size_t i = b; i < e; ++i) f(i, k.after_sqrt(i, g[i] * gs, root[i - b]));
+      for (std::size_t i = b; i < e; ++i) f(i, k.after_sqrt(i, widen(g[i]) * gs, root[i - b]));
     } else {
       DUALOPT_SWEEP_SIMD
-      for (std::size_t i = b; i < e; ++i) f(i, k.after_sqrt(i, g[i] * gs, T(0)));
+      for (std::size_t i = b; i < e; ++i) f(i, k.after_sqrt(i, widen(g[i]) * gs, T(0)));
     }
   }
 }

@@ -27,6 +27,11 @@ class WithAuxAdamW : public Optimizer<T> {
   void add_adamw(const std::string& name, Span<T> param, Span<T> grad, const Shape& shape) {
     this->add_to_group(aux_, name, param, grad, shape, norms::null());
   }
+  // bf16 storage (optimizer/bf16_storage.hpp): Bf16Master{master, grad, copy} or Bf16Param{param, grad}.
+  template <class B, class = std::enable_if_t<detail::is_bf16_storage<B>>>
+  void add_adamw(const std::string& name, const B& buffers, const Shape& shape) {
+    this->add_to_group(aux_, name, buffers, shape, norms::null());
+  }
   AdamConfig& aux_config() { return this->template group_config<rules::Adam>(aux_); }
   // The AdamW group, e.g. for its own schedule (set_schedule(aux_group(), s)) or clip scope.
   typename Optimizer<T>::GroupId aux_group() const { return aux_; }

@@ -39,6 +39,11 @@ class Muon : public WithAuxAdamW<T> {
     this->check_lengths(name, param, grad, shape);
     this->add_to_group(main_, name, param.data, grad.data, with_layout(shape, layout), std::move(norm));
   }
+  // bf16 storage (optimizer/bf16_storage.hpp): the momentum pass reads the bf16 gradient.
+  template <class B, class = std::enable_if_t<detail::is_bf16_storage<B>>>
+  void add(const std::string& name, const B& buffers, const Shape& shape, MatrixLayout layout = MatrixLayout::Flatten) {
+    this->add_to_group(main_, name, buffers, with_layout(shape, layout), spectral_);
+  }
   typename Optimizer<T>::GroupId main_group() const { return main_; }
   MuonConfig& config() { return this->template group_config<rules::Momentum>(main_); }
   norms::Spectral& spectral() { return spectral_; }

@@ -40,6 +40,14 @@ class SingleRuleOptimizer : public Optimizer<T> {
     this->add_to_group(main_, name, param, grad, shape, norms::null());
   }
 
+  // bf16 storage (optimizer/bf16_storage.hpp): Bf16Master{master, grad, copy} or Bf16Param{param, grad}.
+  template <class B, class = std::enable_if_t<detail::is_bf16_storage<B>>>
+  void add(const std::string& name, const B& buffers, const Shape& shape, norms::Norm norm = norms::null(),
+           MatrixLayout layout = MatrixLayout::Flatten) {
+    const Shape s = norm.is_null() ? shape : with_layout(shape, layout);
+    this->add_to_group(main_, name, buffers, s, std::move(norm));
+  }
+
   Config& config() { return this->template group_config<Rule>(main_); }
 
  private:

@@ -1,0 +1,134 @@
+#pragma once
+// bf16 storage registered with the optimizer itself: what a trainer that keeps bf16 buffers
+// (llm.c- or ggml-style) hands to add(), and how the fused sweep reads and writes it.
+//  - Bf16Master: a bf16 gradient and a float master parameter; the step writes the master and,
+//    rounded (nearest-even or seeded stochastic), the trainer's bf16 copy if one is given.
+//  - Bf16Param: a bf16 parameter and gradient alone; each update is rounded stochastically, so
+//    updates far below one bf16 ulp still move the parameter on average.
+// The gradient is widened as the sweep loads it and the parameter rounded as it stores it, so a
+// bf16 tensor is never copied to float. Stochastic bits come from (seed, tensor name, step,
+// element), never from the thread that runs it.
+#include "../linalg/bf16.hpp"
+
+#include <cstddef>
+#include <cstdint>
+#include <string>
+#include <type_traits>
+
+namespace dualopt {
+
+enum class Bf16Rounding : std::uint8_t { NearestEven = 0, Stochastic = 1 };
+
+struct Bf16Master {
+  float* master = nullptr;                          // the optimizer's parameter (float)
+  const linalg::bf16* grad = nullptr;               // the trainer's bf16 gradient
+  linalg::bf16* copy = nullptr;                     // optional: receives the master, rounded
+  Bf16Rounding rounding = Bf16Rounding::NearestEven;  // of the copy
+  std::uint64_t seed = 0;                           // stochastic rounding's stream
+};
+
+struct Bf16Param {
+  linalg::bf16* param = nullptr;
+  const linalg::bf16* grad = nullptr;
+  std::uint64_t seed = 0;
+};
+
+namespace detail {
+
+template <class B>
+constexpr bool is_bf16_storage = std::is_same_v<B, Bf16Master> || std::is_same_v<B, Bf16Param>;
+
+// A tensor's storage as the slot keeps it (all null: float buffers).
+struct Bf16Storage {
+  const linalg::bf16* grad = nullptr;  // set: the gradient is bf16 (TensorSlot::grad is null)
+  linalg::bf16* param = nullptr;       // Bf16Param's parameter, or Bf16Master's copy
+  bool master = false;                 // TensorSlot::param is a float master
+  Bf16Rounding rounding = Bf16Rounding::NearestEven;
+  std::uint64_t seed = 0;    // as registered (checkpoints record it)
+  std::uint64_t stream = 0;  // seed mixed with the tensor's name: each tensor its own bits
+  bool any() const { return grad != nullptr; }
+
+  // "" for float storage; otherwise what checkpoints record next to the norm settings.
+  std::string description() const {
+    if (!any()) return "";
+    const std::string r = rounding == Bf16Rounding::Stochastic ? "stochastic" : "nearest_even";
+    if (master)
+      return ";storage=bf16_master(copy=" + (param ? r : std::string("none")) + ",seed=" + std::to_string(seed) + ")";
+    return ";storage=bf16(stochastic,seed=" + std::to_string(seed) + ")";
+  }
+};
+
+inline std::uint64_t name_hash(const std::string& name) {  // FNV-1a: stable across runs and machines
+  std::uint64_t h = 0xcbf29ce484222325ull;
+  for (unsigned char c : name) h = (h ^ c) * 0x100000001b3ull;
+  return h;
+}
+
+inline float widen(float x) { return x; }
+inline double widen(double x) { return x; }
+inline float widen(linalg::bf16 h) { return linalg::bf16_to_float(h); }
+
+// The rounded store of one value into bf16 (kStochastic: with the bits of element i at step t).
+template <bool kStochastic>
+struct Bf16Round {
+  std::uint64_t stream, t;
+  linalg::bf16 operator()(std::size_t i, float x) const {
+    if constexpr (kStochastic)
+      return linalg::float_to_bf16_stochastic(x, linalg::stochastic_bits(stream, t, i));
+    else
+      return linalg::float_to_bf16(x);
+  }
+};
+
+// Bf16Master with a copy: the update U writes the float master, then its rounding the copy.
+template <class U, bool kStochastic>
+struct MasterCopyUpdate {
+  U inner;
+  linalg::bf16* copy;
+  Bf16Round<kStochastic> round;
+  void operator()(std::size_t i, float d) const {
+    inner(i, d);
+    copy[i] = round(i, inner.w[i]);
+  }
+};
+
+// Bf16Param: the update U runs on the widened parameter, which is stored back rounded.
+template <class U>
+struct Bf16ParamUpdate {
+  U inner;
+  linalg::bf16* param;
+  Bf16Round<true> round;
+  void operator()(std::size_t i, float d) const {
+    float w = widen(param[i]);
+    U u = inner;  // the same update on one element, rebased onto w
+    u.w = &w;
+    u.offset = inner.offset ? inner.offset + i : nullptr;
+    u(0, d);
+    param[i] = round(i, w);
+  }
+};
+
+// Calls f with the update for this tensor's storage: float storage gets U itself, unchanged.
+template <class T, class U, class F>
+void with_store(const Bf16Storage& st, std::int64_t t, const U& update, F& f) {
+  if constexpr (std::is_same_v<T, float>) {
+    const auto tt = std::uint64_t(t);
+    if (st.master && st.param && st.rounding == Bf16Rounding::Stochastic)
+      return f(MasterCopyUpdate<U, true>{update, st.param, {st.stream, tt}});
+    if (st.master && st.param) return f(MasterCopyUpdate<U, false>{update, st.param, {st.stream, tt}});
+    if (st.any() && !st.master) return f(Bf16ParamUpdate<U>{update, st.param, {st.stream, tt}});
+  }
+  f(update);
+}
+
+// Calls f with the tensor's gradient pointer, float or bf16.
+template <class T, class F>
+void with_grad(const T* grad, const Bf16Storage& st, F&& f) {
+  if (st.any())
+    f(st.grad);
+  else
+    f(grad);
+}
+
+}  // namespace detail
+}  // namespace dualopt

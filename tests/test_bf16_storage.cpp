@@ -1,0 +1,298 @@
+// bf16 storage registered with the optimizer (optimizer/bf16_storage.hpp): trajectories against
+// an independent AdamW with the rounding applied, bitwise against float runs fed the widened
+// gradients, non-finite bf16 gradients, thread counts, resume, and refused registrations.
+#include <dualopt/instances.hpp>  // first: the optimizers are compiled once, in tests/instances/
+#include <dualopt/dualopt.hpp>
+#include <dualopt/linalg/bf16.hpp>
+
+#include <catch2/catch.hpp>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <limits>
+#include <random>
+#include <sstream>
+#include <vector>
+
+namespace test_bf16_storage {  // a namespace per file: the test files are compiled together (unity build)
+
+using namespace dualopt;
+using linalg::bf16;
+using linalg::bf16_to_float;
+using linalg::float_to_bf16;
+
+namespace {
+
+std::vector<bf16> noise(std::size_t n, float sd, std::uint64_t seed) {
+  std::mt19937_64 rng(seed);
+  std::normal_distribution<float> nd(0.0f, sd);
+  std::vector<bf16> v(n);
+  for (auto& x : v) x = float_to_bf16(nd(rng));
+  return v;
+}
+// New values into a registered buffer (assigning a temporary vector would move its storage in).
+template <class V>
+void refill(V& dst, const V& src) {
+  std::copy(src.begin(), src.end(), dst.begin());
+}
+std::vector<float> widened(const std::vector<bf16>& v) {
+  std::vector<float> f(v.size());
+  for (std::size_t i = 0; i < v.size(); ++i) f[i] = bf16_to_float(v[i]);
+  return f;
+}
+// The stochastic bits the docs promise: from (seed, tensor name, step, element).
+std::uint32_t bits(std::uint64_t seed, const std::string& name, std::uint64_t t, std::size_t i) {
+  return linalg::stochastic_bits(linalg::detail::mix64(seed ^ detail::name_hash(name)), t, i);
+}
+std::string state_bytes(Optimizer<float>& opt) {
+  std::ostringstream out;
+  opt.save(out);
+  return out.str();
+}
+
+// AdamW by its formulas (torch.optim.AdamW), in double: one step of w from gradient g.
+struct RefAdamW {
+  double lr = 1e-3, b1 = 0.9, b2 = 0.999, eps = 1e-8, wd = 0.01;
+  std::vector<double> m, v;
+  int t = 0;
+  void step(std::vector<double>& w, const std::vector<float>& g) {
+    if (m.empty()) m.assign(w.size(), 0.0), v.assign(w.size(), 0.0);
+    ++t;
+    for (std::size_t i = 0; i < w.size(); ++i) {
+      m[i] = b1 * m[i] + (1 - b1) * g[i];
+      v[i] = b2 * v[i] + (1 - b2) * double(g[i]) * g[i];
+      const double mh = m[i] / (1 - std::pow(b1, t)), vh = v[i] / (1 - std::pow(b2, t));
+      w[i] = w[i] * (1 - lr * wd) - lr * mh / (std::sqrt(vh) + eps);
+    }
+  }
+};
+
+constexpr std::size_t kN = 3000;
+
+}  // namespace
+
+TEST_CASE("bf16 gradient + float master: AdamW's trajectory, the copy the master rounded to nearest") {
+  std::vector<float> master(kN), same(kN);
+  std::vector<double> ref(kN);
+  for (std::size_t i = 0; i < kN; ++i) master[i] = same[i] = float(ref[i] = 0.01 * double(i % 97) - 0.4);
+  std::vector<bf16> grad(kN), copy(kN);
+  std::vector<float> wide(kN);
+  AdamW<float> opt, floats;
+  opt.add("w", Bf16Master{master.data(), grad.data(), copy.data()}, {kN});
+  floats.add("w", same.data(), wide.data(), {kN});
+  RefAdamW want;
+  for (int step = 0; step < 5; ++step) {
+    refill(grad, noise(kN, 0.1f, std::uint64_t(step)));
+    refill(wide, widened(grad));
+    opt.step();
+    floats.step();
+    want.step(ref, wide);
+    REQUIRE(master == same);  // the float path on the widened gradient, bit for bit
+    for (std::size_t i = 0; i < kN; ++i) {
+      REQUIRE(std::abs(double(master[i]) - ref[i]) < 1e-6);
+      REQUIRE(copy[i] == float_to_bf16(master[i]));
+    }
+  }
+  CHECK(opt.last_report().grad_norm == floats.last_report().grad_norm);
+}
+
+TEST_CASE("bf16 master with a stochastic copy, and Muon's momentum reading a bf16 gradient") {
+  std::vector<float> master(kN, 0.3f), same(kN, 0.3f);
+  std::vector<bf16> grad = noise(kN, 0.1f, 9), copy(kN);
+  std::vector<float> wide = widened(grad);
+  AdamW<float> opt, floats;
+  opt.add("w", Bf16Master{master.data(), grad.data(), copy.data(), Bf16Rounding::Stochastic, 77}, {kN});
+  floats.add("w", same.data(), wide.data(), {kN});
+  for (std::uint64_t t = 1; t <= 3; ++t) {
+    opt.step();
+    floats.step();
+    REQUIRE(master == same);
+    for (std::size_t i = 0; i < kN; ++i)
+      REQUIRE(copy[i] == linalg::float_to_bf16_stochastic(master[i], bits(77, "w", t, i)));
+  }
+
+  std::vector<float> w(48 * 64, 0.02f), w2 = w, v(64, 0.5f), v2 = v;
+  std::vector<bf16> gw = noise(w.size(), 0.1f, 3), gv = noise(64, 0.1f, 4);
+  std::vector<float> gw2 = widened(gw), gv2 = widened(gv);
+  Muon<float> mu, mu2;
+  mu.add("w", Bf16Master{w.data(), gw.data()}, {48, 64});
+  mu.add_adamw("v", Bf16Master{v.data(), gv.data()}, {64});
+  mu2.add("w", w2.data(), gw2.data(), {48, 64});
+  mu2.add_adamw("v", v2.data(), gv2.data(), {64});
+  for (int k = 0; k < 3; ++k) {
+    mu.step();
+    mu2.step();
+  }
+  CHECK(w == w2);
+  CHECK(v == v2);
+}
+
+TEST_CASE("bf16 parameter alone: AdamW on the widened parameter, rounded stochastically; sub-ulp updates move it") {
+  std::vector<bf16> p = noise(kN, 1.0f, 1), grad(kN);
+  std::vector<bf16> want = p;
+  std::vector<float> wf(kN), wide(kN);
+  AdamW<float> opt, floats;
+  opt.add("p", Bf16Param{p.data(), grad.data(), 5}, {kN});
+  floats.add("p", wf.data(), wide.data(), {kN});
+  for (std::uint64_t t = 1; t <= 4; ++t) {
+    refill(grad, noise(kN, 0.1f, 10 + t));
+    refill(wide, widened(grad));
+    refill(wf, widened(want));
+    opt.step();
+    floats.step();
+    for (std::size_t i = 0; i < kN; ++i) want[i] = linalg::float_to_bf16_stochastic(wf[i], bits(5, "p", t, i));
+    REQUIRE(p == want);
+  }
+
+  auto run = [](std::uint64_t seed) {
+    std::vector<bf16> w(kN, float_to_bf16(1.0f)), g(kN, float_to_bf16(0.5f));
+    AdamConfig cfg;
+    cfg.lr = 1e-3;
+    Adam<float> o(cfg);
+    o.add("w", Bf16Param{w.data(), g.data(), seed}, {kN});
+    for (int s = 0; s < 8; ++s) o.step();
+    return w;
+  };
+  // Each Adam step moves a weight by lr = 1e-3 (constant gradient), a quarter of bf16's ulp
+  // below 1 (2^-8): nearest-even would never move it, stochastic rounding does on average.
+  const std::vector<bf16> w = run(5);
+  double mean = 0;
+  for (bf16 x : w) {
+    const float f = bf16_to_float(x);
+    REQUIRE((f <= 1.0f && f >= 1.0f - 8 * 0.00390625f));
+    mean += f;
+  }
+  mean /= double(kN);
+  CHECK(std::abs((1.0 - mean) - 8e-3) < 1.5e-3);
+  CHECK(run(5) == w);
+  CHECK(run(6) != w);
+}
+
+TEST_CASE("a non-finite or overflowing bf16 gradient: nothing is written") {
+  std::vector<float> master(kN, 0.5f);
+  std::vector<bf16> gm = noise(kN, 0.1f, 2), copy(kN), p = noise(kN, 1.0f, 3), gp = noise(kN, 0.1f, 4);
+  AdamW<float> opt;
+  opt.add("m", Bf16Master{master.data(), gm.data(), copy.data()}, {kN});
+  opt.add("p", Bf16Param{p.data(), gp.data()}, {kN});
+  opt.step();
+  const std::vector<float> m0 = master;
+  const std::vector<bf16> c0 = copy, p0 = p;
+  const std::string s0 = state_bytes(opt);
+  for (float bad : {std::numeric_limits<float>::quiet_NaN(), std::numeric_limits<float>::infinity(), 1e30f}) {
+    for (std::vector<bf16>* g : {&gm, &gp}) {
+      const bf16 keep = (*g)[kN - 7];
+      (*g)[kN - 7] = float_to_bf16(bad);
+      CHECK_THROWS_AS(opt.step(), dualopt::Error);
+      CHECK(master == m0);
+      CHECK(copy == c0);
+      CHECK(p == p0);
+      CHECK(state_bytes(opt) == s0);
+      (*g)[kN - 7] = keep;
+    }
+  }
+  opt.set_nonfinite(NonFinite::SkipTensor);
+  gp[0] = float_to_bf16(std::numeric_limits<float>::quiet_NaN());
+  opt.step();
+  CHECK(p == p0);
+  CHECK(master != m0);
+  CHECK(opt.skipped_tensors() == std::vector<std::string>{"p"});
+}
+
+TEST_CASE("bf16 storage: bitwise the same on 1, 2 and 3 threads, and with clipping") {
+  const std::size_t n = 600000;  // over two of the scheduler's chunks
+  auto run = [&](int threads) {
+    std::vector<float> master(n, 0.1f);
+    std::vector<bf16> gm = noise(n, 0.1f, 7), copy(n), p = noise(n, 1.0f, 8), gp = noise(n, 0.1f, 9);
+    AdamW<float> opt;
+    opt.add("m", Bf16Master{master.data(), gm.data(), copy.data(), Bf16Rounding::Stochastic, 3}, {n});
+    opt.add("p", Bf16Param{p.data(), gp.data(), 4}, {n});
+    opt.clip_global_norm(1.0);
+    opt.set_threads(threads);
+    for (int k = 0; k < 2; ++k) opt.step();
+    return std::make_tuple(master, copy, p, opt.last_report().grad_norm);
+  };
+  const auto one = run(1);
+  CHECK(std::get<3>(one) > 1.0);  // the clip acted
+  CHECK(run(2) == one);
+  CHECK(run(3) == one);
+}
+
+TEST_CASE("bf16 storage: checkpoints record it, resume is bitwise, a different storage is refused") {
+  struct Run {
+    std::vector<float> master = std::vector<float>(500, 0.25f);
+    std::vector<bf16> gm = std::vector<bf16>(500), copy = std::vector<bf16>(500), p = noise(kN, 1.0f, 1),
+                      gp = std::vector<bf16>(kN);
+    AdamW<float> opt;
+    Run() {
+      opt.add("a", Bf16Param{p.data(), gp.data(), 42}, {kN});
+      opt.add("b", Bf16Master{master.data(), gm.data(), copy.data(), Bf16Rounding::Stochastic, 42}, {500});
+    }
+    void step(int k) {
+      refill(gp, noise(kN, 0.1f, 100 + std::uint64_t(k)));
+      refill(gm, noise(500, 0.1f, 200 + std::uint64_t(k)));
+      opt.step();
+    }
+  };
+  Run straight, first, second;
+  for (int k = 0; k < 4; ++k) straight.step(k);
+  for (int k = 0; k < 2; ++k) first.step(k);
+  const std::string saved = state_bytes(first.opt);
+  CHECK(saved.find(";storage=bf16(stochastic,seed=42)") != std::string::npos);
+  CHECK(saved.find(";storage=bf16_master(copy=stochastic,seed=42)") != std::string::npos);
+  refill(second.p, first.p);  // the trainer's own checkpoint: its parameters, into the same buffers
+  refill(second.master, first.master);
+  std::istringstream in(saved);
+  second.opt.load(in);
+  for (int k = 2; k < 4; ++k) second.step(k);
+  CHECK(second.p == straight.p);
+  CHECK(second.master == straight.master);
+  CHECK(second.copy == straight.copy);
+
+  // The same names with float storage, or another seed: refused, nothing changes.
+  std::vector<float> fa(kN), ga(kN), fb(500), gb(500);
+  AdamW<float> floats;
+  floats.add("a", fa.data(), ga.data(), {kN});
+  floats.add("b", fb.data(), gb.data(), {500});
+  const std::string before = state_bytes(floats);
+  std::istringstream again(saved);
+  CHECK_THROWS_WITH(floats.load(again), Catch::Contains("storage"));
+  CHECK(state_bytes(floats) == before);
+}
+
+TEST_CASE("bad bf16 registrations are refused with dualopt::Error and register nothing") {
+  std::vector<float> m(100), fm(100), fg(100);
+  std::vector<bf16> g(100), c(100), p(100), buf(300);
+  AdamW<float> opt;
+  opt.add("ok", Bf16Master{m.data(), g.data(), c.data()}, {100});
+  auto refused = [&](auto&& f) {
+    const std::size_t n = opt.tensors().size();
+    CHECK_THROWS_AS(f(), dualopt::Error);
+    CHECK(opt.tensors().size() == n);
+  };
+  refused([&] { opt.add("ok", Bf16Param{p.data(), buf.data()}, {100}); });                    // name twice
+  refused([&] { opt.add("a", Bf16Master{nullptr, buf.data()}, {100}); });                     // null master
+  refused([&] { opt.add("a", Bf16Master{fm.data(), nullptr}, {100}); });                      // null gradient
+  refused([&] { opt.add("a", Bf16Param{nullptr, buf.data()}, {100}); });                      // null parameter
+  refused([&] { opt.add("a", Bf16Param{buf.data(), buf.data() + 50}, {100}); });              // param and grad overlap
+  refused([&] { opt.add("a", Bf16Master{fm.data(), buf.data(), buf.data() + 99}, {100}); });  // copy and grad overlap
+  refused([&] { opt.add("a", Bf16Param{p.data(), g.data() + 10}, {50}); });                   // another's gradient
+  refused([&] { opt.add("a", Bf16Master{m.data() + 5, buf.data()}, {10}); });                 // another's master
+  refused([&] { opt.add("a", fm.data(), reinterpret_cast<float*>(c.data()), {10}); });        // float over a bf16 copy
+  refused([&] { opt.add("a", Bf16Param{p.data(), buf.data()}, {0}); });                       // empty shape
+  CHECK_NOTHROW(opt.add("b", Bf16Param{buf.data(), buf.data() + 100}, {100}));               // adjacent: fine
+  CHECK_NOTHROW(opt.add("c", fm.data(), fg.data(), {100}));
+
+  std::vector<double> md(10);
+  AdamW<double> doubles;
+  CHECK_THROWS_AS(doubles.add("d", Bf16Param{p.data(), g.data()}, {10}), dualopt::Error);
+  Optimizer<float> soap;  // a rule that reads the whole gradient
+  const auto group = soap.add_group<rules::SoapMuon>({});
+  std::vector<bf16> sg(64);
+  std::vector<float> sm(64);
+  CHECK_THROWS_WITH(soap.add_to_group(group, "s", Bf16Master{sm.data(), sg.data()}, {8, 8}),
+                    Catch::Contains("elementwise"));
+  CHECK(soap.tensors().empty());
+}
+
+}  // namespace test_bf16_storage
