@@ -293,9 +293,13 @@ TEMPLATE_TEST_CASE("Schedules: any callable, per group, checked; checkpoints kee
   CHECK(resumed.opt.step_count() == 0);
   resumed.opt.set_schedule(decay);
   std::stringstream again(file.str());
-  resumed.opt.load(again);
+  CHECK_THROWS_WITH(resumed.opt.load(again), Contains("group 1 was saved with a custom schedule"));  // the aux group's
+  resumed.opt.set_schedule(resumed.opt.aux_group(), aux);
+  std::stringstream third(file.str());
+  resumed.opt.load(third);
   CHECK(resumed.opt.step_count() == 4);
   CHECK(resumed.opt.current_lr_factor() == decay(4));
+  CHECK(resumed.opt.current_lr_factor(resumed.opt.aux_group()) == aux(4));
 }
 
 TEMPLATE_TEST_CASE("Muon flattens a conv kernel exactly as a hand-reshaped matrix; Stacked keeps separate matrices",
