@@ -214,7 +214,7 @@ TEMPLATE_TEST_CASE("StepReport: per-tensor norms, skipped tensors and steps, the
   // times sqrt(max(1, rows/cols)): its RMS is near sqrt(min(r, c) / (r c)) times that scale.
   CHECK(r.tensors[0].update_rms == Approx(std::sqrt(7.0 / 84.0) * std::sqrt(12.0 / 7.0)).epsilon(0.3));
   CHECK(r.tensors[1].update_rms == Approx(std::sqrt(4.0 / 48.0)).epsilon(0.3));  // conv flattened to 4 x 12
-  CHECK(std::isnan(r.tensors[2].update_rms));                                      // AdamW: null norm
+  CHECK(r.tensors[2].update_rms == StepReport::kUpdateNotMeasured);               // AdamW: null norm
   // A non-finite gradient: that tensor skipped (its norm not counted), the others stepped.
   m.gk[3] = std::numeric_limits<T>::quiet_NaN();
   const StepReport& r2 = m.opt.step();
@@ -293,9 +293,13 @@ TEMPLATE_TEST_CASE("Schedules: any callable, per group, checked; checkpoints kee
   CHECK(resumed.opt.step_count() == 0);
   resumed.opt.set_schedule(decay);
   std::stringstream again(file.str());
-  resumed.opt.load(again);
+  CHECK_THROWS_WITH(resumed.opt.load(again), Contains("group 1 was saved with a custom schedule"));  // the aux group's
+  resumed.opt.set_schedule(resumed.opt.aux_group(), aux);
+  std::stringstream third(file.str());
+  resumed.opt.load(third);
   CHECK(resumed.opt.step_count() == 4);
   CHECK(resumed.opt.current_lr_factor() == decay(4));
+  CHECK(resumed.opt.current_lr_factor(resumed.opt.aux_group()) == aux(4));
 }
 
 TEMPLATE_TEST_CASE("Muon flattens a conv kernel exactly as a hand-reshaped matrix; Stacked keeps separate matrices",

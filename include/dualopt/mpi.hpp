@@ -12,7 +12,9 @@
 //     and divides by N (MPI's own reductions do not fix their order): the result is bitwise that of
 //     one process given the rank-ordered mean, at any N;
 //  2. the non-finite check of the summed gradients, agreed by an all-reduce of per-tensor flags,
-//     so every rank applies the policy identically before anything is written;
+//     so every rank applies the policy identically before anything is written; with
+//     clip_global_norm set on settings(), the norm from every owner's sums of squares, the same
+//     bits on every rank (mpi/step.hpp, apply_clip), and the owned gradients scaled by its factor;
 //  3. the owned pieces' step;
 //  4. all-gather of the owned parameters, so every rank ends with the same parameters.
 // The exchanges of 1 and 4 send from and receive into the trainer's buffers through MPI derived
@@ -72,9 +74,7 @@ void copy_settings(Optimizer<T>& from, Optimizer<T>& to) {
   to.set_schedule(from.schedule());
   for (std::size_t g = 0; g < from.group_count(); ++g)
     from.has_own_schedule(g) ? to.set_schedule(g, from.schedule(g)) : to.clear_schedule(g);
-  // A global norm would need every rank's squares (an allreduce the sharded step does not do yet).
-  if (from.clip().enabled() || to.clip().enabled())
-    throw Error("dualopt::mpi: clip_global_norm is not supported by Sharded; clip the averaged gradients before step()");
+  // The clip is not copied: Sharded applies settings()'s over every rank's pieces (mpi/step.hpp).
 }
 }  // namespace detail
 
@@ -134,6 +134,10 @@ class Sharded {
   void step(const std::function<bool(const std::string&)>& which) { step_where(&which); }
 
   std::int64_t step_count() const { return inner_->step_count(); }
+  // settings().clip_global_norm(max, groups) clips as the plain optimizer does, the norm taken over
+  // every rank's pieces; the last step's norm (NaN without clipping) and factor, the same on every rank.
+  double clip_norm() const { return clip_norm_; }
+  double clip_factor() const { return clip_factor_; }
   const std::vector<std::string>& skipped_tensors() const { return skipped_; }
   // This rank's share of the optimizer state, and the owned pieces (after the first step).
   std::size_t state_bytes() { return inner_->state_bytes(); }
@@ -193,6 +197,7 @@ class Sharded {
   void check_agreement();
   void register_pieces(Local& o);
   void step_where(const std::function<bool(const std::string&)>* which);
+  void apply_clip(const Clip& clip);
   void build_datatypes();
   bool packed() const { return exchange_ == Exchange::Packed || !types_fit_; }
   void allocate_send() {
@@ -222,6 +227,8 @@ class Sharded {
   // Exchange::Datatypes: gradients trainer -> recv_, parameters trainer <-> trainer.
   detail::Side grad_send_, grad_recv_, param_send_, param_recv_;
   std::vector<int> flags_;
+  std::vector<double> piece_squares_;  // the clip's sum of squares per piece, by index in pieces_
+  double clip_norm_ = StepReport::kNotMeasured, clip_factor_ = 1.0;
   std::vector<char> chosen_;
   std::vector<std::string> skipped_;
 };

@@ -12,14 +12,18 @@ namespace dualopt {
 
 struct StepReport {
   static constexpr double kNotMeasured = std::numeric_limits<double>::quiet_NaN();
+  static constexpr double kUpdateNotMeasured = -1.0;  // update_rms of a fused-sweep tensor (an RMS is >= 0)
 
   struct Tensor {
     std::size_t slot = 0;  // index into Optimizer::tensors() (name, shape, group)
     double grad_norm = kNotMeasured;   // L2 norm of its gradient, before clipping
-    // RMS of the direction after the norm's dual map, before the learning rate: the quantity
-    // Muon and Mango normalize. Measured where the direction passes through the workspace (an
-    // elementwise rule with a non-null norm: Muon, Mango); kNotMeasured for null norms and SOAP.
-    double update_rms = kNotMeasured;
+    // RMS of the direction applied, after the norm's dual map and before the learning rate
+    // (W -= lr_t x rule scale x D): the quantity Muon and Mango normalize. Measured where the
+    // direction passes through the workspace: a non-null norm (Muon, Mango) and SOAP-Muon's
+    // matrices (0 on its first step, which only builds the basis); 0 for a skipped tensor.
+    // Null norms (AdamW, LaProp) step in one fused sweep that never holds the direction:
+    // kUpdateNotMeasured there (measuring it would cost a reduction in that bandwidth-bound loop).
+    double update_rms = kUpdateNotMeasured;
     bool skipped = false;              // non-finite gradient: not updated
   };
 

@@ -381,6 +381,67 @@ void test_nonfinite(MPI_Comm comm, Exchange exchange) {
     std::printf("non-finite N = %d, %-9s: every policy as the plain optimizer on every rank\n", n, exchange_name(exchange));
 }
 
+// Global-norm clipping: the norm over every rank's pieces equals the plain optimizer's to
+// rounding (only the summation order differs) and is the same bits on every rank; the parameters
+// are bitwise those of a plain optimizer fed the mean gradients scaled by that factor. Muon clips
+// its AdamW group only (the scope), AdamW everything; SkipTensor leaves a NaN tensor out of the norm.
+template <class Opt>
+void test_clip(Kind k, MPI_Comm comm, Exchange exchange) {
+  const int n = size_of(comm);
+  const std::string what = std::string("clip ") + kNames[int(k)] + " at N = " + std::to_string(n) + ", " + exchange_name(exchange);
+  Net mine, ref, scaled;
+  dualopt::mpi::Sharded<Opt> sh(comm);
+  sh.set_exchange(exchange);
+  Opt plain, by_hand;
+  for (Opt* o : {&sh.settings(), &plain, &by_hand}) configure(*o, k);
+  std::vector<typename Opt::GroupId> scope;
+  if constexpr (is<Opt, dualopt::Muon>) scope = {plain.aux_group()};
+  sh.settings().clip_global_norm(1.0, scope);
+  plain.clip_global_norm(1.0, scope);
+  for (Opt* o : {&sh.settings(), &plain, &by_hand}) o->set_nonfinite(dualopt::NonFinite::SkipTensor);
+  enroll(sh, k, mine);
+  enroll(plain, k, ref);
+  enroll(by_hand, k, scaled);
+  for (int step = 0; step < 4; ++step) {
+    mine.fill(step, rank_of(comm));
+    ref.fill_mean(step, n);
+    scaled.fill_mean(step, n);
+    if (step == 2) {  // a NaN in an AdamW tensor (index 3: h.0.ln_1.bias) on the last rank: skipped, not counted
+      if (rank_of(comm) == n - 1) mine.t[3].g[1] = std::numeric_limits<T>::quiet_NaN();
+      ref.t[3].g[1] = scaled.t[3].g[1] = std::numeric_limits<T>::quiet_NaN();
+    }
+    sh.step();
+    const dualopt::StepReport& r = plain.step();
+    const std::string at = what + ", step " + std::to_string(step);
+    // float sums per block of 4096 (the check's), cut elsewhere in pieces
+    CHECK(std::abs(sh.clip_norm() - r.clip_norm) <= 2e-6 * r.clip_norm, at + ": norm " + std::to_string(sh.clip_norm()) +
+                                                                              " vs " + std::to_string(r.clip_norm));
+    CHECK(sh.clip_factor() < 0.5, at + ": the step is clipped");
+    char bits[32];
+    std::snprintf(bits, sizeof bits, "%a", sh.clip_factor());
+    CHECK(same_everywhere(comm, bits), at + ": the same factor on every rank");
+    const T f = T(sh.clip_factor());
+    for (std::size_t i = 0; i < scaled.t.size(); ++i)
+      if (plain.clip().covers(plain.tensors()[i].group))
+        for (T& v : scaled.t[i].g) v *= f;
+    by_hand.step();
+    CHECK(mine.same_params(scaled), at + ": bitwise the plain step on gradients scaled by the factor");
+  }
+  CHECK(sh.skipped_tensors() == plain.skipped_tensors(), what + ": skipped tensors");
+  // Clipping set on the private optimizer is refused (its norm would be this rank's alone).
+  sh.local().clip_global_norm(1.0);
+  bool refused = false;
+  try {
+    sh.step();
+  } catch (const dualopt::Error&) {
+    refused = true;
+  }
+  CHECK(refused, what + ": clip on local() refused");
+  if (rank_of(comm) == 0)
+    std::printf("%-10s N = %d, %-9s: clipped norm as the plain one, factor bitwise on every rank\n", kNames[int(k)], n,
+                exchange_name(exchange));
+}
+
 // 4: a consolidated checkpoint saved at N = 3 resumes exactly at N = 2, at N = 1 and in a plain
 // optimizer; a sharded file set resumes at N = 3.
 template <class Opt>
@@ -493,6 +554,9 @@ int main(int argc, char** argv) {
     test_mismatch(world);
     for (Exchange e : {Exchange::Datatypes, Exchange::Packed}) {
       test_nonfinite(world, e);
+      test_clip<dualopt::AdamW<T>>(Kind::AdamW, world, e);
+      test_clip<dualopt::Muon<T>>(Kind::Muon, world, e);
+      test_clip<dualopt::SoapMuon<T>>(Kind::SoapMuon, world, e);
       test_flat_buffers<dualopt::AdamW<T>>(Kind::AdamW, world, e);
       test_flat_buffers<dualopt::Muon<T>>(Kind::Muon, world, e);
     }

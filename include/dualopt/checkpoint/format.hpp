@@ -2,7 +2,7 @@
 // The checkpoint format: its layout, constants, field codec and state-value check (save.hpp and
 // load.hpp write and read it).
 // ---------------------------------------------------------------------------------------------
-// dualopt checkpoint format, version 2 (version 1 is read too: see below)
+// dualopt checkpoint format, version 3 (versions 1 and 2 are read too: see below)
 // ---------------------------------------------------------------------------------------------
 // A checkpoint holds everything an exact resume needs from the optimizer: every bit of every
 // state buffer, the step counters, the schedule and the rules' hyperparameters. It does not
@@ -14,7 +14,7 @@
 // 65536 bytes.
 //
 //   magic          8 bytes   "DUALOPT\0"
-//   version        u32       2
+//   version        u32       3
 //   byte order     u32       0x01020304 (reads as bytes 04 03 02 01 on little-endian machines)
 //   scalar         u8        'f' (float) or 'd' (double): the type of every buffer value
 //   kind           str       Optimizer::kind(): adam, adamw, laprop, muon, mango, soap_muon, custom
@@ -24,6 +24,10 @@
 //                            be custom too; older readers refuse 4 as an unknown kind)
 //                  i64 x 3   warmup, total, cooldown
 //                  f64       final factor
+//   group schedules u32      count (= the group count), then per group:
+//                    u8      1 if the group has its own schedule (set_schedule(group, s)), else 0;
+//                            if 1, that schedule as above (u8 kind, i64 x 3, f64; kind 4: load()
+//                            wants the group's own schedule to be custom too)
 //   group count    u32
 //   per group      str       rule name (Rule::kName)
 //                  u32       hyperparameter count, then per hyperparameter (Config::for_each_field):
@@ -49,12 +53,13 @@
 //                            every machine so a file of either byte order can be verified
 //   nothing may follow the checksum
 //
-// Version 1 differs in two places: no norm settings string after the norm name, and the groups of
+// Version 2 has no group schedules: load() leaves the optimizer's group schedules as they are.
+// Version 1 differs from version 2 in two places: no norm settings string after the norm name, and the groups of
 // rules mango and momentum have one more hyperparameter, "ns_steps" (int), last. load() reads
 // version 1 and ignores that field (those settings now live in each tensor's norm, which a
 // version 1 file does not describe: its tensors' norms are checked by name only).
 //
-// Limits (both versions): step counts and the schedule's integers lie in [0, 2^53] (a double holds
+// Limits (every version): step counts and the schedule's integers lie in [0, 2^53] (a double holds
 // them exactly), a tensor's t is at most the global step count, rank is at most 32.
 //
 // What load() does
@@ -70,7 +75,7 @@
 //   (finite; second moments, exp_avg_sq and second_moment, >= 0), so no step starts from NaN.
 // - The offset buffer is present iff the group's offset_beta is not 0 (save() writes zeros for
 //   one switched on through config() since the last step).
-// - Restored: state buffers, step counts (global and per tensor), the schedule, and the rules'
+// - Restored: state buffers, step counts (global and per tensor), the schedules, and the rules'
 //   hyperparameters. Hyperparameters are restored, not checked, as PyTorch's load_state_dict
 //   restores param_groups: the resumed run continues exactly as the saved one would have,
 //   however the new object was configured. To change one for the rest of a run (a new lr, say),
@@ -111,7 +116,7 @@ class GroupBase;
 namespace dualopt::checkpoint {
 
 inline constexpr char kMagic[8] = {'D', 'U', 'A', 'L', 'O', 'P', 'T', '\0'};
-inline constexpr std::uint32_t kVersion = 2;
+inline constexpr std::uint32_t kVersion = 3;
 inline constexpr std::uint32_t kOldestVersion = 1;
 inline constexpr std::uint32_t kByteOrderMarker = 0x01020304u;
 

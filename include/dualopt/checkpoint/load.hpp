@@ -4,11 +4,11 @@
 // optimizer bitwise unchanged. Optimizer<T>::load forwards here.
 #include "../error.hpp"
 #include "../optimizer/optimizer.hpp"
-#include "../schedule.hpp"
 #include "file.hpp"
 #include "format.hpp"
 #include "io.hpp"
 #include "limits.hpp"
+#include "load_header.hpp"
 #include "state.hpp"
 
 #include <cerrno>
@@ -27,58 +27,6 @@
 
 namespace dualopt::checkpoint {
 namespace detail {
-
-struct Header {
-  std::uint32_t version;
-  std::int64_t steps;
-  Schedule schedule;
-};
-
-template <class T>
-Header read_header(Reader& in, const Optimizer<T>& opt) {
-  constexpr char scalar = scalar_code<T>();
-  char magic[sizeof kMagic];
-  in.bytes(magic, sizeof magic, "the magic number");
-  if (std::memcmp(magic, kMagic, sizeof magic) != 0)
-    throw Error("checkpoint: not a dualopt checkpoint (it does not start with \"DUALOPT\\0\")");
-  const auto version = in.pod<std::uint32_t>("the format version");
-  if (version < kOldestVersion || version > kVersion)
-    in.fail("format version " + std::to_string(version) + " is not supported (this build reads versions " +
-            std::to_string(kOldestVersion) + " to " + std::to_string(kVersion) + ")");
-  const auto order = in.pod<std::uint32_t>("the byte-order marker");
-  if (order != kByteOrderMarker)
-    in.fail(order == 0x04030201u ? "written on a machine of the other byte order; checkpoints do not convert"
-                                 : "the byte-order marker is invalid");
-  const auto file_scalar = in.pod<char>("the scalar type");
-  if (file_scalar != scalar)
-    in.fail(std::string("stores ") + scalar_name(file_scalar) + " values, optimizer uses " + scalar_name(scalar));
-  const std::string file_kind = in.str("the optimizer kind");
-  if (file_kind != opt.kind())
-    in.fail("written by optimizer kind " + quoted(file_kind) + ", this is " + quoted(opt.kind()));
-
-  const auto steps = in.pod<std::int64_t>("the step count");
-  if (steps < 0 || steps > kMaxCount) in.fail("step count " + std::to_string(steps) + " is outside [0, 2^53]");
-  const auto sched_kind = in.pod<std::uint8_t>("the schedule kind");
-  if (sched_kind > std::uint8_t(Schedule::Kind::Custom)) in.fail("unknown schedule kind " + std::to_string(sched_kind));
-  // A callable is not saved, only that there was one: the trainer sets it again before load().
-  const bool custom = sched_kind == std::uint8_t(Schedule::Kind::Custom);
-  if (custom && opt.schedule().kind() != Schedule::Kind::Custom)
-    in.fail("was saved with a custom schedule (a callable, which a checkpoint cannot hold): set_schedule() "
-            "the same callable before load()");
-  std::int64_t sched_ints[3];
-  const char* const sched_names[3] = {"warmup", "total", "cooldown"};
-  for (int i = 0; i < 3; ++i) {
-    sched_ints[i] = in.pod<std::int64_t>(std::string("the schedule ") + sched_names[i]);
-    if (sched_ints[i] < 0 || sched_ints[i] > kMaxCount)
-      in.fail(std::string("schedule ") + sched_names[i] + " " + std::to_string(sched_ints[i]) + " is outside [0, 2^53]");
-  }
-  const auto sched_final = in.pod<double>("the schedule's final factor");
-  const auto kind = Schedule::Kind(sched_kind);
-  if (custom) return {version, steps, opt.schedule()};
-  if (const std::string p = Schedule::problem(kind, sched_ints[0], sched_ints[1], sched_ints[2], sched_final); !p.empty())
-    in.fail("schedule: " + p);
-  return {version, steps, Schedule::from_parts(kind, sched_ints[0], sched_ints[1], sched_ints[2], sched_final)};
-}
 
 // The groups' restored hyperparameters, staged on empty copies of the groups: `moves` pairs each
 // live field with its staged value, and `changed` marks the groups whose values differ.
@@ -251,10 +199,11 @@ std::vector<PendingTensor<T>> read_tensors(Reader& in, const Header& header, con
 // Everything was checked before; here are only copies of scalars and vector swaps, none of
 // which can throw, so the optimizer is either fully loaded or untouched.
 template <class T>
-void commit(Optimizer<T>& opt, const Header& header, StagedGroups<T>& staged, std::vector<PendingTensor<T>>& pending) {
+void commit(Optimizer<T>& opt, Header& header, StagedGroups<T>& staged, std::vector<PendingTensor<T>>& pending) {
   for (auto& moves : staged.moves)
     for (auto& [to, from] : moves) decode(encode(from), to);
   Access<T>::schedule(opt) = header.schedule;
+  if (header.version >= 3) Access<T>::group_schedules(opt).swap(header.group_schedules);
   Access<T>::steps(opt) = header.steps;
   auto& slots = Access<T>::slots(opt);
   for (std::size_t i = 0; i < slots.size(); ++i) {
@@ -272,7 +221,7 @@ template <class T>
 void load(Optimizer<T>& opt, std::istream& is) {
   if (!is) throw Error("checkpoint: the input stream is not readable");
   Reader in(is);
-  const detail::Header header = detail::read_header(in, opt);
+  detail::Header header = detail::read_header(in, opt);
   auto staged = detail::read_groups(in, header.version, opt);
   auto pending = detail::read_tensors(in, header, staged, opt);
   in.verify_checksum();

@@ -36,9 +36,14 @@ void check_savable(const Optimizer<T>& opt) {
     if (const std::string p = dualopt::detail::config_problem<T>(*g); !p.empty())
       throw Error("checkpoint: cannot save: " + p);
   check_count(opt.step_count(), "step count");
-  check_count(opt.schedule().warmup(), "schedule warmup");
-  check_count(opt.schedule().total(), "schedule total");
-  check_count(opt.schedule().cooldown(), "schedule cooldown");
+  auto check_schedule = [&](const Schedule& s) {
+    check_count(s.warmup(), "schedule warmup");
+    check_count(s.total(), "schedule total");
+    check_count(s.cooldown(), "schedule cooldown");
+  };
+  check_schedule(opt.schedule());
+  for (std::size_t g = 0; g < opt.group_count(); ++g)
+    if (opt.has_own_schedule(g)) check_schedule(opt.schedule(g));
   for (const auto& s : Access<T>::slots(opt)) {
     if (const std::string p = groups[s.group]->layout_problem(s); !p.empty())
       throw Error("checkpoint: cannot save: tensor '" + s.name + "': " + p);
@@ -49,20 +54,28 @@ void check_savable(const Optimizer<T>& opt) {
   }
 }
 
+inline void write_schedule(Writer& out, const Schedule& schedule) {
+  out.pod(std::uint8_t(schedule.kind()));
+  out.pod(std::int64_t(schedule.warmup()));
+  out.pod(std::int64_t(schedule.total()));
+  out.pod(std::int64_t(schedule.cooldown()));
+  out.pod(double(schedule.final_factor()));
+}
+
 template <class T>
 void write_header(Writer& out, const Optimizer<T>& opt) {
-  const Schedule& schedule = opt.schedule();
   out.bytes(kMagic, sizeof kMagic);
   out.pod(kVersion);
   out.pod(kByteOrderMarker);
   out.pod(scalar_code<T>());
   out.str(opt.kind());
   out.pod(std::int64_t(opt.step_count()));
-  out.pod(std::uint8_t(schedule.kind()));
-  out.pod(std::int64_t(schedule.warmup()));
-  out.pod(std::int64_t(schedule.total()));
-  out.pod(std::int64_t(schedule.cooldown()));
-  out.pod(double(schedule.final_factor()));
+  write_schedule(out, opt.schedule());
+  out.pod(std::uint32_t(opt.group_count()));
+  for (std::size_t g = 0; g < opt.group_count(); ++g) {
+    out.pod(std::uint8_t(opt.has_own_schedule(g)));
+    if (opt.has_own_schedule(g)) write_schedule(out, opt.schedule(g));
+  }
 }
 
 template <class T>

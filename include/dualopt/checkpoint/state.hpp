@@ -6,6 +6,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 #include <type_traits>
 #include <vector>
@@ -20,6 +21,7 @@ struct Access {
   static const std::vector<TensorSlot<T>>& slots(const Optimizer<T>& o) { return o.slots_; }
   static std::int64_t& steps(Optimizer<T>& o) { return o.steps_; }
   static Schedule& schedule(Optimizer<T>& o) { return o.schedule_; }
+  static std::vector<std::optional<Schedule>>& group_schedules(Optimizer<T>& o) { return o.group_schedules_; }
   static std::vector<std::string>& skipped(Optimizer<T>& o) { return o.skipped_; }
 };
 

@@ -3,9 +3,11 @@
 // exchange plan (prepare, build_datatypes), then the four stages listed at the top of mpi.hpp
 // (step_where).
 #include <algorithm>
+#include <cmath>
 #include <cstdint>
 #include <cstring>
 #include <functional>
+#include <limits>
 #include <string>
 #include <vector>
 
@@ -120,6 +122,20 @@ void Sharded<Opt>::step_where(const std::function<bool(const std::string&)>* whi
   bool all = true;
   for (char c : chosen_) all = all && c;
   const NonFinite policy = settings_->nonfinite();
+  if (inner_->clip().enabled())
+    throw Error("dualopt::mpi: set clip_global_norm on settings(), not on local(): the norm is over every rank's pieces");
+  const Clip& clip = settings_->clip();
+  clip_norm_ = StepReport::kNotMeasured;
+  clip_factor_ = 1.0;
+  if (clip.enabled()) piece_squares_.assign(pieces_.size(), 0.0);
+  // Whether owned piece k is finite; its sum of squares kept for the clip, from the same read.
+  auto finite = [&](std::size_t k) {
+    const Piece& p = pieces_[mine_[k]];
+    double sq = 0;
+    const bool ok = dualopt::detail::squares_finite_sum(sum_.data() + mine_pos_[k], p.len, sq);
+    if (clip.enabled()) piece_squares_[mine_[k]] = ok ? sq : std::numeric_limits<double>::quiet_NaN();
+    return ok;
+  };
   if (policy != NonFinite::Unchecked) {
     std::fill(flags_.begin(), flags_.end(), 0);
     for (std::size_t k = 0; k < mine_.size(); ++k) {
@@ -127,8 +143,7 @@ void Sharded<Opt>::step_where(const std::function<bool(const std::string&)>* whi
       if (!chosen_[p.tensor]) continue;
       // As the plain step decides: a non-finite value, or one that would overflow the rule's state.
       const TensorSlot<T>& s = inner_->tensors()[k];
-      if (!dualopt::detail::squares_finite(sum_.data() + mine_pos_[k], p.len) || inner_->group(s.group).overflows(s))
-        flags_[p.tensor] = 1;
+      if (!finite(k) || inner_->group(s.group).overflows(s)) flags_[p.tensor] = 1;
     }
     MPI_Allreduce(MPI_IN_PLACE, flags_.data(), int(flags_.size()), MPI_INT, MPI_MAX, comm_);
     std::string names;
@@ -152,7 +167,11 @@ void Sharded<Opt>::step_where(const std::function<bool(const std::string&)>* whi
       for (std::size_t i = 0; i < records_.size(); ++i) chosen_[i] = chosen_[i] && !flags_[i];
       all = false;
     }
+  } else if (clip.enabled()) {
+    for (std::size_t k = 0; k < mine_.size(); ++k)
+      if (chosen_[pieces_[mine_[k]].tensor]) finite(k);
   }
+  if (clip.enabled()) apply_clip(clip);
   // 3. The owned pieces' step.
   if (all) {
     inner_->step();
@@ -172,6 +191,33 @@ void Sharded<Opt>::step_where(const std::function<bool(const std::string&)>* whi
   }
   MPI_Allgatherv(MPI_IN_PLACE, 0, MPI_DATATYPE_NULL, send_.data(), counts_.data(), displs_.data(), datatype<T>(), comm_);
   for (const Copy& c : unpack_param_) std::memcpy(c.at, send_.data() + c.pos, c.len * sizeof(T));
+}
+
+// The global-norm clip over every rank's pieces, with the same bits on every rank. Each owner put
+// its pieces' sums of squares at their index in pieces_; the all-reduce adds zeros to each entry
+// but its owner's (exact, in any order), so every rank holds the same vector and adds it up in
+// pieces_ order (by tensor, then offset): the norm depends on the plan, not on which rank owns
+// what, and differs from the plain step's only by that summation order. The factor scales the
+// owned mean gradients in place (our buffer), which is bitwise the plain step's g x factor.
+template <class Opt>
+void Sharded<Opt>::apply_clip(const Clip& clip) {
+  MPI_Allreduce(MPI_IN_PLACE, piece_squares_.data(), int(piece_squares_.size()), MPI_DOUBLE, MPI_SUM, comm_);
+  double total = 0;
+  for (std::size_t i = 0; i < pieces_.size(); ++i) {
+    const std::size_t t = pieces_[i].tensor;
+    if (chosen_[t] && clip.covers(records_[t].group)) total += piece_squares_[i];
+  }
+  if (!std::isfinite(total)) return;  // Unchecked with a bad gradient: no norm, no clip (as the plain step)
+  clip_norm_ = std::sqrt(total);
+  clip_factor_ = clip.factor(clip_norm_);
+  if (clip_factor_ == 1.0) return;
+  const T f = T(clip_factor_);
+  for (std::size_t k = 0; k < mine_.size(); ++k) {
+    const Piece& p = pieces_[mine_[k]];
+    if (!chosen_[p.tensor] || !clip.covers(records_[p.tensor].group)) continue;
+    T* g = sum_.data() + mine_pos_[k];
+    for (std::size_t j = 0; j < p.len; ++j) g[j] *= f;
+  }
 }
 
 }  // namespace dualopt::mpi

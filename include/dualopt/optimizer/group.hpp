@@ -85,7 +85,9 @@ class GroupBase {
                           Workspace<T>& ws) = 0;
   virtual void step_rows(TensorSlot<T>& s, std::int64_t t, double schedule, std::size_t matrix, Eigen::Index row0,
                          Eigen::Index row1, Workspace<T>& ws) = 0;
-  virtual void step_tensor(TensorSlot<T>& s, std::int64_t t, double schedule, Workspace<T>& ws) = 0;
+  // Returns whether a direction was applied (SOAP's first call only builds its basis); the
+  // direction is then in ws.direction, for the report.
+  virtual bool step_tensor(TensorSlot<T>& s, std::int64_t t, double schedule, Workspace<T>& ws) = 0;
   using BufferVisitor = std::function<void(const char*, std::vector<T>&)>;
   virtual void for_each_buffer(std::size_t index, const BufferVisitor& f) = 0;
   using HyperparameterVisitor = std::function<void(const char*, HyperparameterRef)>;
@@ -163,7 +165,7 @@ class Group final : public GroupBase<T> {
                  Eigen::Index row1, Workspace<T>& ws) override;
 
   // Rules that need the whole tensor (SOAP): every stacked matrix's direction, its norm, the update.
-  void step_tensor(TensorSlot<T>& s, std::int64_t t, double schedule, Workspace<T>& ws) override;
+  bool step_tensor(TensorSlot<T>& s, std::int64_t t, double schedule, Workspace<T>& ws) override;
 
  private:
   // f(update): the per-element update u = lr_t x rule scale x D -> offset momentum -> decay -> W -= u.
@@ -223,7 +225,7 @@ void Group<T, Rule>::step_rows(TensorSlot<T>& s, std::int64_t t, double schedule
 }
 
 template <class T, class Rule>
-void Group<T, Rule>::step_tensor(TensorSlot<T>& s, std::int64_t t, double schedule, Workspace<T>& ws) {
+bool Group<T, Rule>::step_tensor(TensorSlot<T>& s, std::int64_t t, double schedule, Workspace<T>& ws) {
   if constexpr (!Rule::kElementwise) {
     T* d = ws.direction_buffer(s.shape.numel());
     const T* g = s.grad;
@@ -232,11 +234,13 @@ void Group<T, Rule>::step_tensor(TensorSlot<T>& s, std::int64_t t, double schedu
       for (std::size_t i = 0; i < ws.scaled_grad.size(); ++i) ws.scaled_grad[i] = s.grad[i] * s.grad_scale;
       g = ws.scaled_grad.data();
     }
-    if (!Rule::direction(cfg_, states_[s.index], g, d, s.shape, t, ws)) return;
+    if (!Rule::direction(cfg_, states_[s.index], g, d, s.shape, t, ws)) return false;
     for (std::size_t b = 0; b < s.shape.batch(); ++b)
       s.norm.template dualize<T>(matrix_view(d, s.shape, b), ws);
     update_from(s, d, 0, s.shape.numel(), t, schedule);
+    return true;
   }
+  return false;
 }
 
 }  // namespace dualopt

@@ -322,15 +322,20 @@ void Optimizer<T>::step_where(const std::function<bool(const std::string&)>* whi
     slots_[chosen[i]].grad_scale = T(1);
   }
   if (nonfinite_ != NonFinite::Unchecked || clip_.enabled())
-    if (!detail::screen_gradients(scheduler_, slots_, groups_, nonfinite_, clip_, threads(), chosen, report_, skipped_))
-      return;  // NonFinite::SkipStep
+    if (!detail::screen_gradients(scheduler_, slots_, groups_, nonfinite_, clip_, threads(), chosen, report_, skipped_)) {
+      for (StepReport::Tensor& r : report_.tensors) r.update_rms = 0;  // NonFinite::SkipStep: nothing applied
+      return;
+    }
   scheduler_.run(slots_, groups_, chosen, factors_, threads());
   for (std::size_t i : chosen) ++slots_[i].t;
   ++steps_;
-  // The direction RMS of tensors stepped in Rows units (StepReport::Tensor::update_rms).
+  // The direction RMS of tensors stepped in Rows or Tensor units (StepReport::Tensor::update_rms).
   const std::vector<double> squares = scheduler_.direction_squares(slots_.size());
   for (StepReport::Tensor& r : report_.tensors)
-    if (!r.skipped && squares[r.slot] >= 0) r.update_rms = std::sqrt(squares[r.slot] / double(slots_[r.slot].shape.numel()));
+    if (r.skipped)
+      r.update_rms = 0;  // nothing applied
+    else if (squares[r.slot] >= 0)
+      r.update_rms = std::sqrt(squares[r.slot] / double(slots_[r.slot].shape.numel()));
 }
 
 }  // namespace dualopt

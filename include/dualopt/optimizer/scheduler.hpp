@@ -46,12 +46,13 @@ class DUALOPT_ABI Scheduler {  // DUALOPT_ABI: abi.hpp
   void run(Slots& slots, Groups& groups, const std::vector<std::size_t>& chosen, const std::vector<double>& factors,
            int threads);
 
-  // After run(): for each slot stepped in Rows units (an elementwise rule with a non-null norm),
-  // the sum of squares of its direction after the dual map; -1 for the others (StepReport).
+  // After run(): for each slot stepped in Rows units (an elementwise rule with a non-null norm)
+  // or as a whole tensor (SOAP), the sum of squares of the direction it applied, after the dual
+  // map (0 where none was applied); -1 for the fused sweep's slots, which never hold it (StepReport).
   std::vector<double> direction_squares(std::size_t slot_count) const {
     std::vector<double> sq(slot_count, -1.0);
     for (const Unit& u : units_)  // unit order is fixed by shapes: the same sum for any thread count
-      if (u.kind == Unit::Kind::Rows) sq[u.slot] = std::max(0.0, sq[u.slot]) + u.squares;
+      if (u.kind != Unit::Kind::Range) sq[u.slot] = std::max(0.0, sq[u.slot]) + u.squares;
     return sq;
   }
 
@@ -72,7 +73,7 @@ class DUALOPT_ABI Scheduler {  // DUALOPT_ABI: abi.hpp
     std::size_t slot, begin, end, matrix;
     Kind kind;
     double cost;
-    double squares = 0;  // Rows: sum of D^2 over the unit after the dual map (direction_squares)
+    double squares = 0;  // Rows, Tensor: sum of D^2 over the unit after the dual map (direction_squares)
   };
   // A slice of one gradient for the non-finite check.
   struct Check {
@@ -95,7 +96,12 @@ class DUALOPT_ABI Scheduler {  // DUALOPT_ABI: abi.hpp
         u.squares = double(ConstArrayMap<T>(ws.direction.data(), n).square().sum());
         break;
       }
-      case Unit::Kind::Tensor: g.step_tensor(s, s.t + 1, factor, ws); break;
+      case Unit::Kind::Tensor: {
+        const bool applied = g.step_tensor(s, s.t + 1, factor, ws);
+        u.squares = applied ? double(ConstArrayMap<T>(ws.direction.data(), Eigen::Index(s.shape.numel())).square().sum())
+                            : 0.0;
+        break;
+      }
     }
   }
 
