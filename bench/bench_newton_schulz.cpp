@@ -1,6 +1,9 @@
 // Newton-Schulz (5 quintic steps, float) on the shapes of issue 4, next to the limits and
 // alternatives measured in the same process:
-//   ours      dualopt::linalg::NewtonSchulz<float>::run (Gram form when aspect >= 1.5)
+//   ours      dualopt::linalg::NewtonSchulz<float>::run (Gram form when aspect >= 1.5) on Eigen's
+//             products (set_gemm(NsGemm::Eigen), whatever the build's default)
+//   onednn    the same on oneDNN's f32 matmul (set_gemm(NsGemm::OneDnn)), where the build has
+//             DUALOPT_BLAS_ONEDNN; "eig/dnnl" in the summary is ours' time over its time
 //   standard  the same object forced to the standard form (3 products per step, symmetric
 //             ones halved), to show what the Gram form adds
 //   gemm      one plain Eigen GEMM C = A B with A r x r and B r x c (the iteration's biggest
@@ -94,10 +97,11 @@ void over_batch(int batch, int threads, const std::function<void(int, int)>& f) 
   }
 }
 
-enum class Kind { Ours, Standard, Gemm, Ref, Svd };
+enum class Kind { Ours, OneDnn, Standard, Gemm, Ref, Svd };
 const char* kind_name(Kind k) {
   switch (k) {
     case Kind::Ours: return "ours";
+    case Kind::OneDnn: return "onednn";
     case Kind::Standard: return "standard";
     case Kind::Gemm: return "gemm";
     case Kind::Ref: return "ref";
@@ -114,6 +118,7 @@ void run_case(benchmark::State& state, const Case& c, Kind kind, int threads) {
   std::vector<NewtonSchulz<T>> ns(std::size_t(std::max(threads, 1)));
   for (auto& n : ns) {
     n.set_method(kind == Kind::Standard ? NsMethod::Standard : NsMethod::Auto);
+    n.set_gemm(kind == Kind::OneDnn ? dualopt::linalg::NsGemm::OneDnn : dualopt::linalg::NsGemm::Eigen);
     if (c.batch == 1) n.set_threads(threads);
   }
   const Eigen::Index r = std::min(c.rows, c.cols), n = std::max(c.rows, c.cols);
@@ -125,6 +130,7 @@ void run_case(benchmark::State& state, const Case& c, Kind kind, int threads) {
   for (auto _ : state) {
     switch (kind) {
       case Kind::Ours:
+      case Kind::OneDnn:
       case Kind::Standard:
         if (c.batch == 1)
           ns[0].run(block(0), sched);
@@ -199,9 +205,10 @@ int main(int argc, char** argv) {
 
   auto min_stat = [](const std::vector<double>& v) { return *std::min_element(v.begin(), v.end()); };
   for (const Case& c : kCases) {
-    for (Kind k : {Kind::Ours, Kind::Standard, Kind::Gemm, Kind::Ref, Kind::Svd}) {
+    for (Kind k : {Kind::Ours, Kind::OneDnn, Kind::Standard, Kind::Gemm, Kind::Ref, Kind::Svd}) {
       if (k == Kind::Standard && c.rows == c.cols) continue;  // square: Auto already is the standard form
-      if (heavy(c) && k != Kind::Ours && k != Kind::Gemm) continue;
+      if (k == Kind::OneDnn && !NewtonSchulz<T>::kHasOneDnn) continue;
+      if (heavy(c) && k != Kind::Ours && k != Kind::OneDnn && k != Kind::Gemm) continue;
       for (int t : thread_counts) {
         if (k == Kind::Svd && t == 1 && thread_counts.size() > 1) continue;
         auto* b = benchmark::RegisterBenchmark(bench_name(c, k, t).c_str(),
@@ -231,8 +238,9 @@ int main(int argc, char** argv) {
   };
   std::fprintf(out,
                "\nSummary (float, %d quintic steps; min over repetitions; eff = naive flops / time)\n"
-               "%-15s %7s %9s %8s %8s %8s %9s %8s %8s\n",
-               kSteps, "shape", "threads", "ours ms", "eff GF", "gemm GF", "eff/gemm", "std/ours", "ref/ours", "svd/ours");
+               "%-15s %7s %9s %8s %8s %8s %9s %8s %8s %9s\n",
+               kSteps, "shape", "threads", "ours ms", "eff GF", "gemm GF", "eff/gemm", "std/ours", "ref/ours", "svd/ours",
+               "eig/dnnl");
   for (const Case& c : kCases) {
     for (int t : thread_counts) {
       const double o = sec(bench_name(c, Kind::Ours, t)), g = sec(bench_name(c, Kind::Gemm, t));
@@ -241,8 +249,9 @@ int main(int argc, char** argv) {
       const double s = c.rows == c.cols ? o : sec(bench_name(c, Kind::Standard, t));
       const double eff = naive_flops(c) / o * 1e-9, gemm = gemm_flops / g * 1e-9;
       if (std::isnan(o)) continue;  // filtered out
-      std::fprintf(out, "%-15s %7d %9.1f %8.1f %8.1f %8.2f %9.2f %8.2f %8.1f\n", c.name, t, o * 1e3, eff, gemm,
-                   eff / gemm, s / o, sec(bench_name(c, Kind::Ref, t)) / o, sec(bench_name(c, Kind::Svd, t)) / o);
+      std::fprintf(out, "%-15s %7d %9.1f %8.1f %8.1f %8.2f %9.2f %8.2f %8.1f %9.2f\n", c.name, t, o * 1e3, eff, gemm,
+                   eff / gemm, s / o, sec(bench_name(c, Kind::Ref, t)) / o, sec(bench_name(c, Kind::Svd, t)) / o,
+                   o / sec(bench_name(c, Kind::OneDnn, t)));
     }
   }
   std::fprintf(out, "\nX X^T alone, 1 thread, GFLOP/s counting the full product\n%-15s %8s %11s %8s %14s\n", "shape",

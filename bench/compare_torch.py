@@ -241,11 +241,12 @@ def run_ours(binary, args):
 def time_ours(bench, t, shapes, repeats, steps, step_repeats, kinds, bf16=False):
     names = "|".join(f"{r}x{c}" for r, c in shapes)
     ns = run_ours(os.path.join(bench, "bench_newton_schulz"),
-                  [f"--threads={t}", f"--benchmark_filter=^ns/({names})/(ours|gemm)/threads:{t}/",
+                  [f"--threads={t}", f"--benchmark_filter=^ns/({names})/(ours|onednn|gemm)/threads:{t}/",
                    f"--benchmark_repetitions={repeats}", "--benchmark_min_time=0.2"])
     res = {}
     for r, c in shapes:
-        res[f"ns/{r}x{c}"] = ns.get(f"ns/{r}x{c}/ours/threads:{t}")
+        # the float NS's default: oneDNN's products where the build has them (DUALOPT_BLAS=onednn)
+        res[f"ns/{r}x{c}"] = ns.get(f"ns/{r}x{c}/onednn/threads:{t}") or ns.get(f"ns/{r}x{c}/ours/threads:{t}")
         g = ns.get(f"ns/{r}x{c}/gemm/threads:{t}")
         m, n = min(r, c), max(r, c)
         res[f"sgemm/{r}x{c}"] = 2.0 * m * m * n / g if g else None

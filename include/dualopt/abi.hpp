@@ -17,10 +17,16 @@
 #else
 #define DUALOPT_ISA_ "generic"
 #endif
+// NewtonSchulz<float> holds oneDNN state when its GEMM is compiled in (DUALOPT_BLAS_ONEDNN).
+#if defined(DUALOPT_BLAS_ONEDNN)
+#define DUALOPT_GEMM_TAG_ "_dnnl"
+#else
+#define DUALOPT_GEMM_TAG_ ""
+#endif
 #define DUALOPT_STR2_(x) #x
 #define DUALOPT_STR_(x) DUALOPT_STR2_(x)
 #define DUALOPT_ABI_TAG_NAME \
-  "vec_" DUALOPT_ISA_ "_a" DUALOPT_STR_(EIGEN_MAX_ALIGN_BYTES) "_s" DUALOPT_STR_(EIGEN_MAX_STATIC_ALIGN_BYTES)
+  "vec_" DUALOPT_ISA_ "_a" DUALOPT_STR_(EIGEN_MAX_ALIGN_BYTES) "_s" DUALOPT_STR_(EIGEN_MAX_STATIC_ALIGN_BYTES) DUALOPT_GEMM_TAG_
 
 #if defined(__GNUC__)  // GCC and clang
 #define DUALOPT_ABI __attribute__((abi_tag(DUALOPT_ABI_TAG_NAME)))

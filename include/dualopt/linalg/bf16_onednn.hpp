@@ -1,6 +1,7 @@
 #pragma once
 // oneDNN's matmul as the bf16 x bf16 -> float kernel of linalg/bf16_gemm.hpp (built with
-// -DDUALOPT_BF16=onednn, which defines DUALOPT_BF16_ONEDNN and links DNNL::dnnl).
+// -DDUALOPT_BF16=onednn, which defines DUALOPT_BF16_ONEDNN and links DNNL::dnnl), and its float
+// x float -> float form for the float Newton-Schulz (linalg/gemm_onednn.hpp, DUALOPT_BLAS=onednn).
 // oneDNN picks AMX (brgemm, avx512_core_amx) or AVX512-BF16 itself; 2.6 uses AMX by default,
 // ONEDNN_MAX_CPU_ISA only lowers the choice. Below AVX512-BF16 it would emulate bf16 in software,
 // slower than our float path, so probe() calls such a machine unusable.
@@ -20,6 +21,7 @@
 #include <memory>
 #include <mutex>
 #include <string>
+#include <type_traits>
 #include <vector>
 
 namespace dualopt::linalg::onednn {
@@ -93,15 +95,32 @@ class Matmul {
   // oneDNN 2.6 takes its AMX kernels (brgemm) only for dense operands: a strided one (a tile of a
   // larger matrix) fell back to its AVX512 gemm at 60% of the speed, so such operands are copied
   // to dense per-thread buffers first (a copy of m k, k n or m n elements against 2 m n k flops).
+  // The float overload (float Newton-Schulz, DUALOPT_BLAS=onednn) takes the same path: given a
+  // strided source or result, 2.6 left brgemm for its slower jit gemm in f32 too.
   void gemm(Eigen::Index m, Eigen::Index n, Eigen::Index k, const bf16* a, Strides as, const bf16* b, Strides bs,
             float* c, Eigen::Index ldc, int thread) {
     PerThread& t = *threads_[std::size_t(thread)];
+    run(m, n, k, a, as, b, bs, c, ldc, t, t.a, t.b);
+  }
+  void gemm(Eigen::Index m, Eigen::Index n, Eigen::Index k, const float* a, Strides as, const float* b,
+            Strides bs, float* c, Eigen::Index ldc, int thread) {
+    PerThread& t = *threads_[std::size_t(thread)];
+    run(m, n, k, a, as, b, bs, c, ldc, t, t.fa, t.fb);
+  }
+
+ private:
+  using Key = std::array<Eigen::Index, 8>;  // m, n, k, a's strides, b's strides, input is float
+  struct PerThread;
+
+  template <class In>
+  void run(Eigen::Index m, Eigen::Index n, Eigen::Index k, const In* a, Strides as, const In* b, Strides bs,
+           float* c, Eigen::Index ldc, PerThread& t, std::vector<In>& abuf, std::vector<In>& bbuf) {
     if (!dense(as, m, k)) {
-      a = pack(a, as, m, k, t.a);
+      a = pack(a, as, m, k, abuf);
       as = {k, 1};
     }
     if (!dense(bs, k, n)) {
-      b = pack(b, bs, k, n, t.b);
+      b = pack(b, bs, k, n, bbuf);
       bs = {n, 1};
     }
     float* out = c;
@@ -109,11 +128,11 @@ class Matmul {
       t.c.resize(std::size_t(m * n));
       out = t.c.data();
     }
-    const Entry& e = entry(Key{m, n, k, as[0], as[1], bs[0], bs[1]});
+    const Entry& e = entry(Key{m, n, k, as[0], as[1], bs[0], bs[1], std::is_same_v<In, float>});
     if (t.scratch.size() < e.scratch_bytes) t.scratch.resize(e.scratch_bytes);
     const dnnl::engine& eng = engine();
-    dnnl::memory ma(e.pd.src_desc(), eng, const_cast<bf16*>(a));
-    dnnl::memory mb(e.pd.weights_desc(), eng, const_cast<bf16*>(b));
+    dnnl::memory ma(e.pd.src_desc(), eng, const_cast<In*>(a));
+    dnnl::memory mb(e.pd.weights_desc(), eng, const_cast<In*>(b));
     dnnl::memory mc(e.pd.dst_desc(), eng, out);
     dnnl::memory ms(e.pd.scratchpad_desc(), eng, t.scratch.data());
     e.prim.execute(t.stream,
@@ -123,15 +142,12 @@ class Matmul {
       for (Eigen::Index i = 0; i < m; ++i) std::copy(out + i * n, out + (i + 1) * n, c + i * ldc);
   }
 
- private:
-  using Key = std::array<Eigen::Index, 7>;
-
   // Row-major or column-major without gaps.
   static bool dense(const Strides& s, Eigen::Index rows, Eigen::Index cols) {
     return (s[1] == 1 && (s[0] == cols || rows == 1)) || (s[0] == 1 && (s[1] == rows || cols == 1));
   }
-  static const bf16* pack(const bf16* x, const Strides& s, Eigen::Index rows, Eigen::Index cols,
-                          std::vector<bf16>& buf) {
+  template <class In>
+  static const In* pack(const In* x, const Strides& s, Eigen::Index rows, Eigen::Index cols, std::vector<In>& buf) {
     buf.resize(std::size_t(rows * cols));
     if (s[1] == 1) {  // rows of a wider matrix (a column panel): row copies
       for (Eigen::Index i = 0; i < rows; ++i) std::copy(x + i * s[0], x + i * s[0] + cols, buf.data() + i * cols);
@@ -150,6 +166,7 @@ class Matmul {
     dnnl::stream stream{engine()};
     std::vector<std::uint8_t> scratch;
     std::vector<bf16> a, b;  // dense copies of strided operands
+    std::vector<float> fa, fb;
     std::vector<float> c;
   };
 
@@ -161,8 +178,9 @@ class Matmul {
     if (it == cache.end()) {
       using dt = dnnl::memory::data_type;
       using dims = dnnl::memory::dims;
-      const dnnl::memory::desc a({key[0], key[2]}, dt::bf16, dims{key[3], key[4]});
-      const dnnl::memory::desc b({key[2], key[1]}, dt::bf16, dims{key[5], key[6]});
+      const dt in = key[7] == 1 ? dt::f32 : dt::bf16;
+      const dnnl::memory::desc a({key[0], key[2]}, in, dims{key[3], key[4]});
+      const dnnl::memory::desc b({key[2], key[1]}, in, dims{key[5], key[6]});
       const dnnl::memory::desc c({key[0], key[1]}, dt::f32, dims{key[1], 1});
       dnnl::primitive_attr attr;
       attr.set_scratchpad_mode(dnnl::scratchpad_mode::user);

@@ -26,18 +26,23 @@
 //
 // Every product is cut into panels or tiles fixed by the matrix shape (never by the thread count),
 // each one single-threaded Eigen call, so the result is bitwise the same whether they
-// run on one thread or several (set_threads).
+// run on one thread or several (set_threads). With DUALOPT_BLAS_ONEDNN the float products are
+// oneDNN's f32 matmul instead (linalg/gemm_onednn.hpp; set_gemm picks at run time).
 #include "../abi.hpp"
 #include "../error.hpp"
 #include "../tensor.hpp"
 #include "ns_schedule.hpp"
 #include "spectral_norm.hpp"
 #include "tiles.hpp"
+#ifdef DUALOPT_BLAS_ONEDNN
+#include "gemm_onednn.hpp"
+#endif
 
 #include <Eigen/Core>
 #include <algorithm>
 #include <cmath>
 #include <cstddef>
+#include <type_traits>
 #include <utility>
 #include <vector>
 
@@ -46,6 +51,9 @@
 #endif
 
 namespace dualopt::linalg {
+
+// Who computes the float iteration's products: Eigen, or oneDNN where it is compiled in.
+enum class NsGemm { Eigen, OneDnn };
 
 template <class T>
 class DUALOPT_ABI NewtonSchulz {  // DUALOPT_ABI: abi.hpp
@@ -65,6 +73,20 @@ class DUALOPT_ABI NewtonSchulz {  // DUALOPT_ABI: abi.hpp
   // depend on it. Inside an enclosing OpenMP team keep it at 1.
   void set_threads(int n) { threads_ = std::max(1, n); }
   int threads() const { return threads_; }
+  // Whether oneDNN can run this type's products here (compiled in, float).
+  static constexpr bool kHasOneDnn =
+#ifdef DUALOPT_BLAS_ONEDNN
+      std::is_same_v<T, float>;
+#else
+      false;
+#endif
+  // oneDNN when it is compiled in (float), else Eigen; results differ in rounding between the two.
+  void set_gemm(NsGemm g) {
+    if (g == NsGemm::OneDnn && !kHasOneDnn)
+      throw Error("NewtonSchulz::set_gemm: oneDNN products need float and a build with DUALOPT_BLAS=onednn");
+    gemm_ = g;
+  }
+  NsGemm gemm() const { return gemm_; }
   void set_method(NsMethod m) { method_ = m; }
   NsMethod method() const { return method_; }
   // The Gram form's restart thresholds (see top); for experiments such as bench/tool_ns_accuracy.
@@ -106,11 +128,27 @@ class DUALOPT_ABI NewtonSchulz {  // DUALOPT_ABI: abi.hpp
     detail::run_jobs(threads_, count, std::forward<F>(f));
   }
 
+  // d = a b on `thread` (single-threaded either way); a diagonal tile needs only d's lower triangle.
+  template <class D, class A, class B>
+  void product(D&& d, const A& a, const B& b, int thread, bool diagonal = false) {
+#ifdef DUALOPT_BLAS_ONEDNN
+    if constexpr (kHasOneDnn) {
+      if (gemm_ == NsGemm::OneDnn) return onednn::product(onednn_, thread, d, a, b);
+    }
+#endif
+    (void)thread;
+    detail::EigenProduct{}(d, a, b, diagonal);
+  }
+
   // C = A B (r x r, symmetric by construction), lower triangle computed and mirrored, tile by
   // tile (GEMM tiles first, so that dynamic scheduling balances them).
   template <class C, class A, class B>
   void symmetric_product(C& c, const A& a, const B& b) {
-    parallel_panels(detail::tile_jobs(c.rows()), [&](Index job, int) { detail::symmetric_product_tile(c, a, b, job); });
+    parallel_panels(detail::tile_jobs(c.rows()), [&](Index job, int thread) {
+      detail::symmetric_product_tile(c, a, b, job, [&](auto&& d, const auto& l, const auto& r, bool diagonal) {
+        product(d, l, r, thread, diagonal);
+      });
+    });
   }
 
   // X <- alpha X + B X (alpha = 0: X <- B X), in column panels: panel j of B X needs only
@@ -127,7 +165,7 @@ class DUALOPT_ABI NewtonSchulz {  // DUALOPT_ABI: abi.hpp
       using Panel = Eigen::Matrix<T, Eigen::Dynamic, Eigen::Dynamic, XMap::IsRowMajor ? Eigen::RowMajor : Eigen::ColMajor>;
       auto t = panel_[std::size_t(thread)].template get_as<Panel>(r, w);
       auto xs = x.middleCols(j0, w);
-      t.noalias() = b * xs;
+      product(t, b, xs, thread);
       if (alpha == T(0))
         xs = t;
       else
@@ -214,12 +252,19 @@ class DUALOPT_ABI NewtonSchulz {  // DUALOPT_ABI: abi.hpp
   NsMethod method_ = NsMethod::Auto;
   double gram_first_gain_limit_ = kGramFirstGainLimit;
   double gram_gain_limit_ = kGramGainLimit;
+  NsGemm gemm_ = kHasOneDnn ? NsGemm::OneDnn : NsGemm::Eigen;
+#ifdef DUALOPT_BLAS_ONEDNN
+  onednn::Matmul onednn_;  // primitives are shared per process; this holds per-thread streams and scratch
+#endif
 };
 
 template <class T>
 void NewtonSchulz<T>::run(MatrixMap<T> x, const NsSchedule& schedule, NsPrescale prescale, T eps) {
   if (x.size() == 0) return;
   detail::SingleThreadedEigen pin;
+#ifdef DUALOPT_BLAS_ONEDNN
+  if (gemm_ == NsGemm::OneDnn) onednn_.prepare(threads_);
+#endif
   const T scale = prescale_norm<T>(x, prescale, sigma_) + eps;
   x /= scale;
   if (x.rows() <= x.cols()) {

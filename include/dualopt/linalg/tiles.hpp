@@ -124,11 +124,22 @@ void mirror_lower(C& c, Eigen::Index i0, Eigen::Index h, Eigen::Index j0, Eigen:
   }
 }
 
+// Eigen's single-threaded product d = a b; on a diagonal tile only d's lower triangle is needed.
+struct EigenProduct {
+  template <class D, class A, class B>
+  void operator()(D&& d, const A& a, const B& b, bool diagonal) const {
+    if (diagonal)
+      d.template triangularView<Eigen::Lower>() = a * b;
+    else
+      d.noalias() = a * b;
+  }
+};
+
 // Tile `job` (0 <= job < tile_jobs(r)) of C = A B, a product known to be symmetric (X X^T, or two
 // polynomials in the same Gram matrix), mirrored into the upper triangle. Tiles are disjoint,
-// so the jobs may run concurrently.
-template <class C, class A, class B>
-void symmetric_product_tile(C& c, const A& a, const B& b, Eigen::Index job) {
+// so the jobs may run concurrently. `mul` computes each block (EigenProduct, or another GEMM).
+template <class C, class A, class B, class Mul = EigenProduct>
+void symmetric_product_tile(C& c, const A& a, const B& b, Eigen::Index job, Mul&& mul = Mul{}) {
   const Eigen::Index r = c.rows(), nb = tile_grid(r), below = nb * (nb - 1) / 2;
   Eigen::Index i = job - below, j = i;  // on the diagonal
   if (job < below) {                     // below it: jobs run (1,0), (2,0), (2,1), (3,0), ...
@@ -136,10 +147,7 @@ void symmetric_product_tile(C& c, const A& a, const B& b, Eigen::Index job) {
   }
   const Eigen::Index i0 = tile_start(r, nb, i), h = tile_start(r, nb, i + 1) - i0;
   const Eigen::Index j0 = tile_start(r, nb, j), w = tile_start(r, nb, j + 1) - j0;
-  if (i == j)
-    c.block(i0, i0, h, h).template triangularView<Eigen::Lower>() = a.middleRows(i0, h) * b.middleCols(i0, h);
-  else
-    c.block(i0, j0, h, w).noalias() = a.middleRows(i0, h) * b.middleCols(j0, w);
+  mul(c.block(i0, j0, h, w), a.middleRows(i0, h), b.middleCols(j0, w), i == j);
   mirror_lower(c, i0, h, j0, w);
 }
 
