@@ -34,6 +34,26 @@ struct StepReport {
   bool step_skipped = false;        // NonFinite::SkipStep refused the whole step
   std::size_t skipped_tensors = 0;
   std::vector<Tensor> tensors;      // the tensors step() was asked to update, in registration order
+
+  // A fresh report for step `t` of the slots in `chosen`.
+  void start(std::int64_t t, const std::vector<std::size_t>& chosen) {
+    step = t;
+    grad_norm = clip_norm = kNotMeasured;
+    clip_factor = 1.0;
+    step_skipped = false;
+    skipped_tensors = 0;
+    tensors.resize(chosen.size());
+    for (std::size_t i = 0; i < chosen.size(); ++i) tensors[i] = Tensor{chosen[i]};
+  }
+  // After the step: update_rms from each slot's sum of squared directions (< 0: not measured).
+  template <class Numel>
+  void finish(const std::vector<double>& squares, Numel&& numel) {
+    for (Tensor& r : tensors)
+      if (r.skipped)
+        r.update_rms = 0;  // nothing applied
+      else if (squares[r.slot] >= 0)
+        r.update_rms = std::sqrt(squares[r.slot] / numel(r.slot));
+  }
 };
 
 }  // namespace dualopt

@@ -48,6 +48,25 @@ struct Bf16Storage {
   std::uint64_t stream = 0;  // seed mixed with the tensor's name: each tensor its own bits
   bool any() const { return grad != nullptr; }
 
+  // What a slot keeps of either registration form.
+  static Bf16Storage of(const Bf16Master& b) {
+    Bf16Storage st;
+    st.grad = b.grad;
+    st.param = b.copy;
+    st.master = true;
+    st.rounding = b.rounding;
+    st.seed = b.seed;
+    return st;
+  }
+  static Bf16Storage of(const Bf16Param& b) {
+    Bf16Storage st;
+    st.grad = b.grad;
+    st.param = b.param;
+    st.rounding = Bf16Rounding::Stochastic;
+    st.seed = b.seed;
+    return st;
+  }
+
   // "" for float storage; otherwise what checkpoints record next to the norm settings.
   std::string description() const {
     if (!any()) return "";

@@ -108,35 +108,20 @@ class DUALOPT_ABI Optimizer {  // DUALOPT_ABI: abi.hpp (link-time check of vecto
   // reads and writes the bf16 buffers directly. Elementwise rules only (not SOAP).
   void add_to_group(GroupId g, const std::string& name, const Bf16Master& b, const Shape& shape,
                     norms::Norm norm = norms::null()) {
-    detail::Bf16Storage st;
-    st.grad = b.grad;
-    st.param = b.copy;
-    st.master = true;
-    st.rounding = b.rounding;
-    st.seed = b.seed;
     T* master = nullptr;
     if constexpr (std::is_same_v<T, float>) master = b.master;
-    add_bf16(g, name, master, st, shape, std::move(norm));
+    add_bf16(g, name, master, detail::Bf16Storage::of(b), shape, std::move(norm));
   }
   void add_to_group(GroupId g, const std::string& name, const Bf16Param& b, const Shape& shape,
                     norms::Norm norm = norms::null()) {
-    detail::Bf16Storage st;
-    st.grad = b.grad;
-    st.param = b.param;
-    st.rounding = Bf16Rounding::Stochastic;
-    st.seed = b.seed;
-    add_bf16(g, name, nullptr, st, shape, std::move(norm));
+    add_bf16(g, name, nullptr, detail::Bf16Storage::of(b), shape, std::move(norm));
   }
 
  private:
   void add_bf16(GroupId g, const std::string& name, T* master, detail::Bf16Storage st, const Shape& shape,
                 norms::Norm norm) {
-    if (!std::is_same_v<T, float>) throw tensor_error(name, "bf16 storage needs a float optimizer");
     if (g >= groups_.size()) throw tensor_error(name, "no group " + std::to_string(g));
-    if (!groups_[g]->elementwise())
-      throw tensor_error(name, std::string("bf16 storage needs an elementwise rule; ") + groups_[g]->rule_name() +
-                                   " reads the whole gradient");
-    detail::validate_bf16_registration<T>(slots_, name, master, st, shape);
+    detail::validate_bf16_registration<T>(slots_, *groups_[g], name, master, st, shape);
     st.stream = linalg::detail::mix64(st.seed ^ detail::name_hash(name));
     TensorSlot<T> s;
     s.param = master;
@@ -171,11 +156,7 @@ class DUALOPT_ABI Optimizer {  // DUALOPT_ABI: abi.hpp (link-time check of vecto
   }
   // What the checked form checks before registering (every optimizer's Span overloads call it).
   static void check_lengths(const std::string& name, Span<T> param, Span<T> grad, const Shape& shape) {
-    const std::size_t n = detail::element_count<T>(name, shape);
-    for (const auto& [what, span] : {std::pair<const char*, Span<T>>{"parameter", param}, {"gradient", grad}})
-      if (span.size != n)
-        throw tensor_error(name, "shape " + shape.str() + " has " + std::to_string(n) + " elements, but the " + what +
-                                     " buffer holds " + std::to_string(span.size));
+    detail::check_lengths<T>(name, param, grad, shape);
   }
 
   // One step of every tensor, with the learning rate from the schedule; what it did (StepReport)
@@ -311,16 +292,8 @@ void Optimizer<T>::step_where(const std::function<bool(const std::string&)>* whi
   for (std::size_t i = 0; i < slots_.size(); ++i)
     if (!which || (*which)(slots_[i].name)) chosen.push_back(i);
   skipped_.clear();
-  report_.step = steps_;
-  report_.grad_norm = report_.clip_norm = StepReport::kNotMeasured;
-  report_.clip_factor = 1.0;
-  report_.step_skipped = false;
-  report_.skipped_tensors = 0;
-  report_.tensors.resize(chosen.size());
-  for (std::size_t i = 0; i < chosen.size(); ++i) {
-    report_.tensors[i] = StepReport::Tensor{chosen[i]};
-    slots_[chosen[i]].grad_scale = T(1);
-  }
+  report_.start(steps_, chosen);
+  for (std::size_t i : chosen) slots_[i].grad_scale = T(1);
   if (nonfinite_ != NonFinite::Unchecked || clip_.enabled())
     if (!detail::screen_gradients(scheduler_, slots_, groups_, nonfinite_, clip_, threads(), chosen, report_, skipped_)) {
       for (StepReport::Tensor& r : report_.tensors) r.update_rms = 0;  // NonFinite::SkipStep: nothing applied
@@ -329,13 +302,8 @@ void Optimizer<T>::step_where(const std::function<bool(const std::string&)>* whi
   scheduler_.run(slots_, groups_, chosen, factors_, threads());
   for (std::size_t i : chosen) ++slots_[i].t;
   ++steps_;
-  // The direction RMS of tensors stepped in Rows or Tensor units (StepReport::Tensor::update_rms).
-  const std::vector<double> squares = scheduler_.direction_squares(slots_.size());
-  for (StepReport::Tensor& r : report_.tensors)
-    if (r.skipped)
-      r.update_rms = 0;  // nothing applied
-    else if (squares[r.slot] >= 0)
-      r.update_rms = std::sqrt(squares[r.slot] / double(slots_[r.slot].shape.numel()));
+  report_.finish(scheduler_.direction_squares(slots_.size()),
+                 [&](std::size_t slot) { return double(slots_[slot].shape.numel()); });
 }
 
 }  // namespace dualopt

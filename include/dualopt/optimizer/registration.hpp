@@ -3,11 +3,14 @@
 #include "../checkpoint/limits.hpp"
 #include "../error.hpp"
 #include "../tensor.hpp"
+#include "../span.hpp"
 #include "slot.hpp"
 
 #include <cstddef>
 #include <cstdint>
 #include <string>
+#include <type_traits>
+#include <utility>
 #include <vector>
 
 namespace dualopt::detail {
@@ -67,18 +70,34 @@ void check_disjoint(const std::vector<TensorSlot<T>>& slots, const std::string& 
         if (overlaps(m, theirs)) throw tensor_error(name, "buffer overlaps the buffers of tensor '" + s.name + "'");
 }
 
-// Everything add_to_group checks about a tensor's name and buffers before it registers anything:
-// a unique name the checkpoint can store, non-null aligned buffers of an addressable size, and no
-// overlap with each other or with any registered tensor's buffers.
+// The checked registration form: buffer lengths equal to the shape's element count.
 template <class T>
-void validate_registration(const std::vector<TensorSlot<T>>& slots, const std::string& name, const T* param,
-                           const T* grad, const Shape& shape) {
+void check_lengths(const std::string& name, Span<T> param, Span<T> grad, const Shape& shape) {
+  const std::size_t n = element_count<T>(name, shape);
+  for (const auto& [what, span] : {std::pair<const char*, Span<T>>{"parameter", param}, {"gradient", grad}})
+    if (span.size != n)
+      throw tensor_error(name, "shape " + shape.str() + " has " + std::to_string(n) + " elements, but the " + what +
+                                   " buffer holds " + std::to_string(span.size));
+}
+
+// A name the checkpoint can store and no registered tensor has.
+template <class T>
+void check_new_name(const std::vector<TensorSlot<T>>& slots, const std::string& name) {
   if (name.empty()) throw Error("dualopt: a tensor needs a non-empty name");
   if (name.size() > checkpoint::kMaxString)
     throw Error("dualopt: a tensor name of " + std::to_string(name.size()) + " bytes is longer than " +
                 std::to_string(checkpoint::kMaxString) + " (the checkpoint's limit)");
   for (const auto& s : slots)
     if (s.name == name) throw tensor_error(name, "already registered (names key checkpoints, so they must be unique)");
+}
+
+// Everything add_to_group checks about a tensor's name and buffers before it registers anything:
+// a unique name the checkpoint can store, non-null aligned buffers of an addressable size, and no
+// overlap with each other or with any registered tensor's buffers.
+template <class T>
+void validate_registration(const std::vector<TensorSlot<T>>& slots, const std::string& name, const T* param,
+                           const T* grad, const Shape& shape) {
+  check_new_name(slots, name);
   if (!param) throw tensor_error(name, "parameter pointer is null");
   if (!grad) throw tensor_error(name, "gradient pointer is null");
   for (const T* p : {param, grad})
@@ -93,15 +112,14 @@ void validate_registration(const std::vector<TensorSlot<T>>& slots, const std::s
 }
 
 // The same for bf16 storage (st as the slot will keep it, master the float master or null).
-template <class T>
-void validate_bf16_registration(const std::vector<TensorSlot<T>>& slots, const std::string& name, const T* master,
-                                const Bf16Storage& st, const Shape& shape) {
-  if (name.empty()) throw Error("dualopt: a tensor needs a non-empty name");
-  if (name.size() > checkpoint::kMaxString)
-    throw Error("dualopt: a tensor name of " + std::to_string(name.size()) + " bytes is longer than " +
-                std::to_string(checkpoint::kMaxString) + " (the checkpoint's limit)");
-  for (const auto& s : slots)
-    if (s.name == name) throw tensor_error(name, "already registered (names key checkpoints, so they must be unique)");
+template <class T, class Group>
+void validate_bf16_registration(const std::vector<TensorSlot<T>>& slots, const Group& group, const std::string& name,
+                                const T* master, const Bf16Storage& st, const Shape& shape) {
+  if (!std::is_same_v<T, float>) throw tensor_error(name, "bf16 storage needs a float optimizer");
+  if (!group.elementwise())
+    throw tensor_error(name, std::string("bf16 storage needs an elementwise rule; ") + group.rule_name() +
+                                 " reads the whole gradient");
+  check_new_name(slots, name);
   if (st.master && !master) throw tensor_error(name, "float master pointer is null");
   if (!st.master && !st.param) throw tensor_error(name, "bf16 parameter pointer is null");
   if (!st.grad) throw tensor_error(name, "bf16 gradient pointer is null");
