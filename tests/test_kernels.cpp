@@ -163,6 +163,27 @@ TEMPLATE_TEST_CASE("vectorized helpers: exact sqrt and the finite check", "[kern
   g[4097] = -root * T(1.01);
   CHECK_FALSE(detail::squares_finite(g.data(), g.size()));
   CHECK(detail::squares_finite(g.data(), 4097));
+  // The sum of squares the check returns (the norms and the clip factor), vector body and tail,
+  // against a double sum: within float rounding of a 4096-element block.
+  const std::vector<T> y = randn<T>(10001, 8);
+  for (std::size_t start : {0, 1, 5}) {
+    for (std::size_t len : {0, 1, 63, 64, 65, 130, 4095, 4096, 4097, 9996}) {
+      double got = 0, want = 0;
+      REQUIRE(detail::squares_finite_sum(y.data() + start, len, got));
+      for (std::size_t i = start; i < start + len; ++i) want += double(y[i]) * double(y[i]);
+      CHECK(std::abs(got - want) <= 1e-5 * want);
+    }
+  }
+}
+
+TEST_CASE("the sweep prefetches the streams of every fused kernel and update", "[kernels]") {
+  // A kernel without for_each_stream still runs, unprefetched: this keeps them from silently losing it.
+  STATIC_REQUIRE(detail::has_streams<rules::Adam::Kernel<float>>::value);
+  STATIC_REQUIRE(detail::has_streams<rules::LaProp::Kernel<float>>::value);
+  STATIC_REQUIRE(detail::has_streams<rules::Mango::Kernel<double>>::value);
+  STATIC_REQUIRE(detail::has_streams<rules::Momentum::Kernel<float>>::value);
+  STATIC_REQUIRE(detail::has_streams<detail::Update<float, true, wrappers::WeightDecay::When::After>>::value);
+  STATIC_REQUIRE_FALSE(detail::has_streams<detail::StreamProbe>::value);
 }
 
 TEMPLATE_TEST_CASE("the fused sweep gives each element the same bits wherever it is cut", "[kernels]", float, double) {

@@ -7,6 +7,11 @@
 #include <cmath>
 #include <cstddef>
 #include <cstdint>
+#include <type_traits>
+
+#if defined(__AVX512F__)
+#include <immintrin.h>
+#endif
 
 namespace dualopt {
 
@@ -32,6 +37,38 @@ bool all_finite(const T* p, std::size_t n) {
   }
   return true;
 }
+
+// Sum of p[i]^2 over [b, b + len) of an n-element array. With AVX-512, float: four vector
+// accumulators and each line prefetched 8 KB ahead, which on the 16-core server read 14.2 GB/s on
+// one core against 12.2 for Eigen's sum, and 144 against 114 GB/s on 16 (bench/README.md).
+// The blocks are fixed, so the sum's bits never depend on the thread count.
+template <class T>
+T block_sum_squares(const T* p, std::size_t b, std::size_t len, std::size_t n) {
+#if defined(__AVX512F__)
+  if constexpr (std::is_same_v<T, float>) {
+    constexpr std::size_t kAhead = 2048;  // floats
+    __m512 a0 = _mm512_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
+    const std::size_t e = b + len;
+    std::size_t i = b;
+    for (; i + 64 <= e; i += 64) {
+      if (i + 64 + kAhead <= n)
+        for (std::size_t l = 0; l < 64; l += 16) _mm_prefetch(reinterpret_cast<const char*>(p + i + kAhead + l), _MM_HINT_T0);
+      const __m512 x0 = _mm512_loadu_ps(p + i), x1 = _mm512_loadu_ps(p + i + 16);
+      const __m512 x2 = _mm512_loadu_ps(p + i + 32), x3 = _mm512_loadu_ps(p + i + 48);
+      a0 = _mm512_fmadd_ps(x0, x0, a0);
+      a1 = _mm512_fmadd_ps(x1, x1, a1);
+      a2 = _mm512_fmadd_ps(x2, x2, a2);
+      a3 = _mm512_fmadd_ps(x3, x3, a3);
+    }
+    float s = _mm512_reduce_add_ps(_mm512_add_ps(_mm512_add_ps(a0, a1), _mm512_add_ps(a2, a3)));
+    for (; i < e; ++i) s += p[i] * p[i];
+    return s;
+  }
+#endif
+  (void)n;
+  return ConstArrayMap<T>(p + b, Eigen::Index(len)).square().sum();
+}
+
 // True if every x * x is finite (NaN, Inf and values past sqrt(max) fail: rules square the
 // gradient, so such a value would write Inf into state), and adds sum x^2 to `sum`. One
 // reduction per 4096-element block answers both in the common case: squares are >= 0, so their
@@ -42,7 +79,7 @@ template <class T>
 bool squares_finite_sum(const T* p, std::size_t n, double& sum) {
   for (std::size_t b = 0; b < n; b += 4096) {
     const auto x = ConstArrayMap<T>(p + b, Eigen::Index(std::min(n, b + 4096) - b));
-    const T s = x.square().sum();
+    const T s = block_sum_squares(p, b, std::size_t(x.size()), n);
     if (std::isfinite(s)) {
       sum += double(s);
       continue;

@@ -75,6 +75,11 @@ struct Adam {
     }
     // The direction, given root = sqrt(before_sqrt(i, g)).
     T after_sqrt(std::size_t i, T, T root) const { return (m[i] * k.inv_bc1) / (root * k.inv_sqrt_bc2 + k.eps); }
+    template <class S>
+    void for_each_stream(S&& f) const {  // the state arrays it reads and writes, for the sweep's prefetch
+      f(m);
+      f(v);
+    }
   };
 };
 

@@ -65,6 +65,11 @@ struct LaProp {
       m[i] = k.b1 * m[i] + ((T(1) - k.b1) * g) / (root * k.inv_sqrt_bc2 + k.eps);
       return m[i] * k.inv_bc1;
     }
+    template <class S>
+    void for_each_stream(S&& f) const {  // the state arrays it reads and writes, for the sweep's prefetch
+      f(m);
+      f(v);
+    }
   };
 };
 

@@ -91,6 +91,11 @@ struct Mango {
       m[i] = b1 * m[i] + p_weight * p;
       return nesterov ? p_weight * p + b1 * m[i] : m[i];
     }
+    template <class S>
+    void for_each_stream(S&& f) const {  // the state arrays it reads and writes, for the sweep's prefetch
+      f(m);
+      f(v);
+    }
   };
 };
 

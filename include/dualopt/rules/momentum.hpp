@@ -75,6 +75,10 @@ struct Momentum {
       buf[i] = beta * buf[i] + (T(1) - beta) * g;
       return nesterov ? (T(1) - beta) * g + beta * buf[i] : buf[i];
     }
+    template <class S>
+    void for_each_stream(S&& f) const {  // the state arrays it reads and writes, for the sweep's prefetch
+      f(buf);
+    }
   };
 };
 
