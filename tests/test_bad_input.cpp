@@ -1,7 +1,7 @@
 // Bad input: registration refuses every malformed tensor and registers nothing; the
 // non-finite-gradient policies do what they say (a throwing step changes no bit); all-zero
 // gradients and zero momentum never produce NaN, for every optimizer and every norm.
-#include <dualopt/instances.hpp>  // first: the optimizers are compiled once, in tests/instances/
+#include <dualopt/instances.hpp>  // first: the optimizers are compiled once, in src/instances/
 #include "optimizer_zoo.hpp"
 
 #include <catch2/catch.hpp>

@@ -3,7 +3,7 @@
 // machine), then the hardware kernel (AMX / AVX512-BF16 through oneDNN) where this build and CPU
 // have one: close to the emulation, bitwise the same on 1, 2 and 3 threads. Where neither is
 // there, spectral(compute=bf16) must give the float result bitwise and say so in notice().
-#include <dualopt/instances.hpp>  // first: the optimizers are compiled once, in tests/instances/
+#include <dualopt/instances.hpp>  // first: the optimizers are compiled once, in src/instances/
 #include <dualopt/dualopt.hpp>
 #include <dualopt/linalg/bf16.hpp>
 #include <dualopt/linalg/newton_schulz_bf16.hpp>

@@ -1,7 +1,7 @@
 // bf16 storage registered with the optimizer (optimizer/bf16_storage.hpp): trajectories against
 // an independent AdamW with the rounding applied, bitwise against float runs fed the widened
 // gradients, non-finite bf16 gradients, thread counts, resume, and refused registrations.
-#include <dualopt/instances.hpp>  // first: the optimizers are compiled once, in tests/instances/
+#include <dualopt/instances.hpp>  // first: the optimizers are compiled once, in src/instances/
 #include <dualopt/dualopt.hpp>
 #include <dualopt/linalg/bf16.hpp>
 

@@ -2,7 +2,7 @@
 // (truncation, flipped bytes, another optimizer's file, another model, another scalar type,
 // crafted values behind a valid checksum) throws dualopt::Error and leaves the optimizer
 // bitwise unchanged. File saves are atomic.
-#include <dualopt/instances.hpp>  // first: the optimizers are compiled once, in tests/instances/
+#include <dualopt/instances.hpp>  // first: the optimizers are compiled once, in src/instances/
 #include "optimizer_zoo.hpp"
 
 #include <catch2/catch.hpp>

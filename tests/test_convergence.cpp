@@ -2,7 +2,7 @@
 // double: an ill-conditioned quadratic (condition number 100) and least-squares regression
 // with a bias vector. Thresholds come from the problems (initial loss, optimal loss), not from
 // our own runs.
-#include <dualopt/instances.hpp>  // first: the optimizers are compiled once, in tests/instances/
+#include <dualopt/instances.hpp>  // first: the optimizers are compiled once, in src/instances/
 #include <catch2/catch.hpp>
 #include <dualopt/optimizers/adam.hpp>
 #include <dualopt/optimizers/laprop.hpp>

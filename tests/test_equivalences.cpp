@@ -2,7 +2,7 @@
 // Mango without norm/offset/Nesterov is a LaProp-style recursion; Muon with the exact polar
 // factor is momentum + U V^T; SOAP-Muon with Q = I is Adam followed by Newton-Schulz; offset
 // momentum is the stated two-line recurrence on top of any optimizer.
-#include <dualopt/instances.hpp>  // first: the optimizers are compiled once, in tests/instances/
+#include <dualopt/instances.hpp>  // first: the optimizers are compiled once, in src/instances/
 #include "reference_optimizers.hpp"
 #include "vec_compare.hpp"
 

@@ -1,6 +1,6 @@
 // Checks for the tiny_gpt example: the hand-written backward against finite differences,
 // causality of attention, and the data pipeline's determinism.
-#include <dualopt/instances.hpp>  // first: the optimizers are compiled once, in tests/instances/
+#include <dualopt/instances.hpp>  // first: the optimizers are compiled once, in src/instances/
 #include <catch2/catch.hpp>
 
 #include <algorithm>

@@ -1,6 +1,6 @@
 // Tests for the Fashion-MNIST example's building blocks: MLP gradients, IDX parsing and the
 // dataset loader, all on small data made here so no download is needed.
-#include <dualopt/instances.hpp>  // first: the optimizers are compiled once, in tests/instances/
+#include <dualopt/instances.hpp>  // first: the optimizers are compiled once, in src/instances/
 #include <catch2/catch.hpp>
 #include <zlib.h>
 

@@ -7,7 +7,7 @@
 //  - NewtonSchulz (standard and Gram forms, symmetric panel products) against the plain
 //    reference loop newton_schulz_reference;
 //  - every optimizer stepped on 1, 2 and 3 threads: parameters and all state bitwise equal.
-#include <dualopt/instances.hpp>  // first: the optimizers are compiled once, in tests/instances/
+#include <dualopt/instances.hpp>  // first: the optimizers are compiled once, in src/instances/
 #include <catch2/catch.hpp>
 #include <dualopt/dualopt.hpp>
 #include <dualopt/linalg/polar_express.hpp>

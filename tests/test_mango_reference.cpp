@@ -2,7 +2,7 @@
 // from ALGORITHMS.md: precondition -> trace momentum with Nesterov -> per-role dual map with
 // Newton-Schulz divided by the exact sigma_max + 1e-7 -> lr -> offset momentum), and the
 // sigma_max estimates behind the spectral prescales (linalg/spectral_norm.hpp).
-#include <dualopt/instances.hpp>  // first: the optimizers are compiled once, in tests/instances/
+#include <dualopt/instances.hpp>  // first: the optimizers are compiled once, in src/instances/
 #include "reference_optimizers.hpp"
 
 #include <catch2/catch.hpp>

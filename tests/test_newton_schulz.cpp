@@ -1,7 +1,7 @@
 // Newton-Schulz schedules against closed forms: the scalar facts of ALGORITHMS.md, the exact
 // prediction U f(S / scale) V^T on matrices with chosen singular values, the band each schedule
 // promises, the exact SVD polar factor, and the Polar Express derivation itself.
-#include <dualopt/instances.hpp>  // first: the optimizers are compiled once, in tests/instances/
+#include <dualopt/instances.hpp>  // first: the optimizers are compiled once, in src/instances/
 #include <dualopt/linalg/newton_schulz.hpp>
 #include <dualopt/linalg/polar.hpp>
 #include <dualopt/linalg/polar_express.hpp>

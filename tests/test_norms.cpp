@@ -1,7 +1,7 @@
 // Every norm's dual map against its closed form: ||dualize(M)|| = 1 and <dualize(M), M> equals
 // the dual norm, both computed independently of the library, and no feasible Delta beats the
 // library's dualize(M).
-#include <dualopt/instances.hpp>  // first: the optimizers are compiled once, in tests/instances/
+#include <dualopt/instances.hpp>  // first: the optimizers are compiled once, in src/instances/
 #include <catch2/catch.hpp>
 #include <dualopt/norms/norm.hpp>
 #include <dualopt/norms/exact_spectral.hpp>

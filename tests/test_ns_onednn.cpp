@@ -1,7 +1,7 @@
 // The float Newton-Schulz with oneDNN's f32 matmul (DUALOPT_BLAS=onednn) against the same
 // iteration on Eigen's products: close in rounding, bitwise the same on 1 to 3 threads and on a
 // reused workspace. Without the backend, asking for it is an error.
-#include <dualopt/instances.hpp>  // first: the optimizers are compiled once, in tests/instances/
+#include <dualopt/instances.hpp>  // first: the optimizers are compiled once, in src/instances/
 #include <dualopt/linalg/newton_schulz.hpp>
 
 #include <catch2/catch.hpp>

@@ -2,7 +2,7 @@
 // tensor's norm; Muon's add() takes them from Muon::spectral(); checkpoints save each tensor's
 // norm settings and refuse a mismatch; version 1 files (with the old "ns_steps" config fields)
 // still load; invalid settings are a dualopt::Error naming the field.
-#include <dualopt/instances.hpp>  // first: the optimizers are compiled once, in tests/instances/
+#include <dualopt/instances.hpp>  // first: the optimizers are compiled once, in src/instances/
 
 #include <catch2/catch.hpp>
 #include <dualopt/dualopt.hpp>

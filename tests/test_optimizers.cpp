@@ -1,7 +1,7 @@
 // Every optimizer against its independent scalar reference (tests/reference_optimizers.hpp):
 // per-step updates agree to 1e-6 relative (max abs diff / max abs reference update) over
 // several steps, shapes, schedules, weight decay, offset momentum and mixed groups.
-#include <dualopt/instances.hpp>  // first: the optimizers are compiled once, in tests/instances/
+#include <dualopt/instances.hpp>  // first: the optimizers are compiled once, in src/instances/
 #include "reference_optimizers.hpp"
 
 #include <catch2/catch.hpp>

@@ -1,7 +1,7 @@
 // StepReport's update_rms against the update the step actually applied (W from zero, so
 // -W / (lr x rule scale) is the direction to one rounding), and checkpoints that keep per-group
 // schedules: a resumed run equals the uninterrupted one bitwise.
-#include <dualopt/instances.hpp>  // first: the optimizers are compiled once, in tests/instances/
+#include <dualopt/instances.hpp>  // first: the optimizers are compiled once, in src/instances/
 
 #include <catch2/catch.hpp>
 #include <dualopt/dualopt.hpp>

@@ -3,7 +3,7 @@
 // type, impossible schedules and impossible checkpoint state are refused; concurrent saves
 // never leave a broken file; the checked registration form compares buffer lengths with the
 // shape; registration applies the checkpoint's limits; file errors say why.
-#include <dualopt/instances.hpp>  // first: the optimizers are compiled once, in tests/instances/
+#include <dualopt/instances.hpp>  // first: the optimizers are compiled once, in src/instances/
 #include "optimizer_zoo.hpp"
 
 #include <catch2/catch.hpp>

@@ -1,7 +1,7 @@
 // Schedules against their closed forms (including Mango's warmup-from-zero first step), the
 // GPT-2 role presets, and per-tensor state: late tensors start their own count, and stepping
 // a subset leaves everything else bitwise untouched.
-#include <dualopt/instances.hpp>  // first: the optimizers are compiled once, in tests/instances/
+#include <dualopt/instances.hpp>  // first: the optimizers are compiled once, in src/instances/
 #include "reference_optimizers.hpp"
 #include "vec_compare.hpp"
 

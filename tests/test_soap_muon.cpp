@@ -2,7 +2,7 @@
 // basis refresh permutes v together with Q's columns; and its one-sided rotation plus
 // normalization whitens the two-sided scaled input of the SOAP-Muon report, rotated so that only
 // the rotation can undo it, better than Muon.
-#include <dualopt/instances.hpp>  // first: the optimizers are compiled once, in tests/instances/
+#include <dualopt/instances.hpp>  // first: the optimizers are compiled once, in src/instances/
 #include "reference_optimizers.hpp"
 #include "soap_whitening.hpp"
 #include "whitening_protocol.hpp"

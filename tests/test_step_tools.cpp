@@ -3,7 +3,7 @@
 // schedules as callables and per group, Muon's matrix layouts (a conv kernel flattened exactly
 // as a hand-reshaped matrix, stacked as separate matrices), torch's adjust_lr formulas, shapes
 // from any integer type and the vector-flags tag of the compiled-once classes.
-#include <dualopt/instances.hpp>  // first: the optimizers are compiled once, in tests/instances/
+#include <dualopt/instances.hpp>  // first: the optimizers are compiled once, in src/instances/
 
 #include <catch2/catch.hpp>
 #include <dualopt/dualopt.hpp>

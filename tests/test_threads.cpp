@@ -2,7 +2,7 @@
 // elementwise tensors) over threads; every unit is computed the same way whichever thread runs
 // it, so parameters and state must be bitwise identical for 1 and 2 threads, and wherever the
 // trainer's buffers start, for every optimizer.
-#include <dualopt/instances.hpp>  // first: the optimizers are compiled once, in tests/instances/
+#include <dualopt/instances.hpp>  // first: the optimizers are compiled once, in src/instances/
 #include "optimizer_zoo.hpp"
 
 #include <catch2/catch.hpp>

@@ -8,7 +8,7 @@
 // that with probability below 1e-4, while a wrong NS count moves the ratio far more (ALGORITHMS.md:
 // no clean-up gives 2.45 instead of 3.40 at n = 1000). The two-sided metric already averages
 // T = 40 draws: over seeds 1..64 mean 3.811, sd 0.037, so one seed and mean +- 4 sd.
-#include <dualopt/instances.hpp>  // first: the optimizers are compiled once, in tests/instances/
+#include <dualopt/instances.hpp>  // first: the optimizers are compiled once, in src/instances/
 #include "whitening_protocol.hpp"
 
 #include <catch2/catch.hpp>

@@ -15,3 +15,9 @@
 #include "presets.hpp"
 #include "schedule.hpp"
 #include "tensor.hpp"
+
+// Under the CMake target dualopt::dualopt, the float and double optimizers are compiled once per
+// target, in src/instances/; declaring them extern keeps every other file from compiling them again.
+#ifdef DUALOPT_EXTERN_INSTANCES
+#include "instances.hpp"
+#endif

@@ -1,7 +1,9 @@
 #pragma once
 // Compile every optimizer once per program instead of once per file. Each optimizer is a few
 // large class templates; a trainer with many files that include dualopt pays for them in every
-// file. Include this header instead of dualopt.hpp everywhere, and in exactly one file per
+// file. The CMake target dualopt::dualopt does this by itself (DUALOPT_EXTERN_INSTANCES makes
+// dualopt.hpp include this header; src/instances/ holds the code). Without CMake: include this
+// header instead of dualopt.hpp everywhere, and in exactly one file per
 // scalar type define DUALOPT_INSTANTIATE_FLOAT (or _DOUBLE) before including it: that file
 // compiles the float (double) code, and every other file only links to it.
 //

@@ -1,5 +1,6 @@
 # Installs this source tree into a scratch prefix, then configures, builds and runs the
-# consumer project against it. Any failing step fails the test.
+# consumer project against it, and reads the objects' symbols: under dualopt::dualopt the
+# user's files hold no optimizer step, the instance files do. Any failing step fails the test.
 file(REMOVE_RECURSE ${WORK_DIR})
 function(run)
   execute_process(COMMAND ${ARGN} RESULT_VARIABLE rc OUTPUT_VARIABLE out ERROR_VARIABLE out)
@@ -11,7 +12,41 @@ run(${CMAKE_COMMAND} -S ${SOURCE_DIR} -B ${WORK_DIR}/lib -G ${GENERATOR} -DDUALO
     -DDUALOPT_BUILD_BENCHMARKS=OFF -DDUALOPT_BUILD_EXAMPLES=OFF -DCMAKE_INSTALL_PREFIX=${WORK_DIR}/prefix)
 run(${CMAKE_COMMAND} --install ${WORK_DIR}/lib)
 run(${CMAKE_COMMAND} -S ${SOURCE_DIR}/tests/consumer -B ${WORK_DIR}/app -G ${GENERATOR}
-    -DCMAKE_PREFIX_PATH=${WORK_DIR}/prefix -DCMAKE_BUILD_TYPE=Release)
-run(${CMAKE_COMMAND} --build ${WORK_DIR}/app)
+    -DCMAKE_PREFIX_PATH=${WORK_DIR}/prefix -DCMAKE_BUILD_TYPE=)
+# Two jobs: the two instance files (most of this test's time) side by side.
+run(${CMAKE_COMMAND} --build ${WORK_DIR}/app --parallel 2)
 run(${WORK_DIR}/app/consumer)
-message(STATUS "installed dualopt consumed through find_package")
+run(${WORK_DIR}/app/consumer_headers)
+
+find_program(NM NAMES nm)
+if(NOT NM)
+  message(FATAL_ERROR "nm not found")
+endif()
+# has_step(result target object-name type): whether that object defines Optimizer<type>::step_where.
+function(has_step result target object type)
+  file(GLOB_RECURSE objs ${WORK_DIR}/app/CMakeFiles/${target}.dir/*${object}.o)
+  list(LENGTH objs n)
+  if(NOT n EQUAL 1)
+    message(FATAL_ERROR "expected one ${object}.o of ${target}, found: ${objs}")
+  endif()
+  execute_process(COMMAND ${NM} -C --defined-only ${objs} OUTPUT_VARIABLE syms RESULT_VARIABLE rc)
+  if(rc)
+    message(FATAL_ERROR "nm failed on ${objs}")
+  endif()
+  if(syms MATCHES "[TtWw] dualopt::Optimizer[^ (]*<${type}>::step_where\\(")
+    set(${result} ON PARENT_SCOPE)
+  else()
+    set(${result} OFF PARENT_SCOPE)
+  endif()
+endfunction()
+foreach(check "main.cpp float OFF" "lib.cpp double OFF" "float.cpp float ON" "double.cpp double ON")
+  string(REPLACE " " ";" check "${check}")
+  list(GET check 0 object)
+  list(GET check 1 type)
+  list(GET check 2 expected)
+  has_step(found consumer ${object} ${type})
+  if(NOT found STREQUAL expected)
+    message(FATAL_ERROR "consumer's ${object}.o: Optimizer<${type}>::step_where defined is ${found}, expected ${expected}")
+  endif()
+endforeach()
+message(STATUS "installed dualopt consumed through find_package: the user's files link to the instance files")
