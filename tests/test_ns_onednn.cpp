@@ -96,4 +96,20 @@ TEST_CASE("oneDNN float NS matches Eigen's and is bitwise the same on 1-3 thread
   }
 }
 
+TEST_CASE("oneDNN float NS: a tall matrix runs as its wide transpose", "[newton_schulz][onednn]") {
+  if (!NewtonSchulz<float>::kHasOneDnn) return;
+  // The tall path copies X^T to a dense row-major buffer (strided tiles ran at half speed): its
+  // result is the transpose of the wide run's, up to the prescale's summation order.
+  for (const auto& [r, c] : {std::pair<Index, Index>{517, 300}, {800, 250}}) {
+    CAPTURE(r, c);
+    const Matrix<float> m = gaussian_f(r, c, 11);
+    const Matrix<float> mt = m.transpose();
+    NewtonSchulz<float> ns;
+    const Matrix<float> tall = run_with(ns, m, NsSchedule::quintic(5));
+    const Matrix<float> wide = run_with(ns, mt, NsSchedule::quintic(5));
+    CHECK((tall - Matrix<float>(wide.transpose())).norm() / wide.norm() < 1e-6);
+    CHECK(ns.workspace_bytes() >= std::size_t(r * c) * sizeof(float));  // the copy is kept, not reallocated
+  }
+}
+
 }  // namespace test_ns_onednn
