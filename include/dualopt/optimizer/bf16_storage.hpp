@@ -90,10 +90,10 @@ inline float widen(linalg::bf16 h) { return linalg::bf16_to_float(h); }
 // The rounded store of one value into bf16 (kStochastic: with the bits of element i at step t).
 template <bool kStochastic>
 struct Bf16Round {
-  std::uint64_t stream, t;
+  linalg::StochasticKey key;  // of (stream, step): linalg::stochastic_key
   linalg::bf16 operator()(std::size_t i, float x) const {
     if constexpr (kStochastic)
-      return linalg::float_to_bf16_stochastic(x, linalg::stochastic_bits(stream, t, i));
+      return linalg::float_to_bf16_stochastic(x, linalg::stochastic_bits(key, i));
     else
       return linalg::float_to_bf16(x);
   }
@@ -131,11 +131,11 @@ struct Bf16ParamUpdate {
 template <class T, class U, class F>
 void with_store(const Bf16Storage& st, std::int64_t t, const U& update, F& f) {
   if constexpr (std::is_same_v<T, float>) {
-    const auto tt = std::uint64_t(t);
+    const linalg::StochasticKey key = linalg::stochastic_key(st.stream, std::uint64_t(t));
     if (st.master && st.param && st.rounding == Bf16Rounding::Stochastic)
-      return f(MasterCopyUpdate<U, true>{update, st.param, {st.stream, tt}});
-    if (st.master && st.param) return f(MasterCopyUpdate<U, false>{update, st.param, {st.stream, tt}});
-    if (st.any() && !st.master) return f(Bf16ParamUpdate<U>{update, st.param, {st.stream, tt}});
+      return f(MasterCopyUpdate<U, true>{update, st.param, {key}});
+    if (st.master && st.param) return f(MasterCopyUpdate<U, false>{update, st.param, {key}});
+    if (st.any() && !st.master) return f(Bf16ParamUpdate<U>{update, st.param, {key}});
   }
   f(update);
 }
