@@ -173,6 +173,25 @@ TEST_CASE("bf16 parameter alone: AdamW on the widened parameter, rounded stochas
   CHECK(run(6) != w);
 }
 
+TEST_CASE("bf16 parameter alone with offset momentum (Mango's default): the float step, rounded stochastically") {
+  // The offset buffer stays float; the update, offset included, runs on the widened parameter.
+  std::vector<bf16> p = noise(kN, 1.0f, 61), grad(kN), want = p;
+  std::vector<float> wf(kN), wide(kN);
+  Optimizer<float> opt, floats;
+  opt.add_to_group(opt.add_group<rules::Mango>({}), "p", Bf16Param{p.data(), grad.data(), 8}, {kN});
+  floats.add_to_group(floats.add_group<rules::Mango>({}), "p", wf.data(), wide.data(), {kN});
+  REQUIRE(opt.group(0).offset_beta() != 0.0);
+  for (std::uint64_t t = 1; t <= 4; ++t) {
+    refill(grad, noise(kN, 0.1f, 70 + t));
+    refill(wide, widened(grad));
+    refill(wf, widened(want));
+    opt.step();
+    floats.step();
+    for (std::size_t i = 0; i < kN; ++i) want[i] = linalg::float_to_bf16_stochastic(wf[i], bits(8, "p", t, i));
+    REQUIRE(p == want);
+  }
+}
+
 TEST_CASE("a non-finite or overflowing bf16 gradient: nothing is written") {
   std::vector<float> master(kN, 0.5f);
   std::vector<bf16> gm = noise(kN, 0.1f, 2), copy(kN), p = noise(kN, 1.0f, 3), gp = noise(kN, 0.1f, 4);
