@@ -6,8 +6,10 @@
 //   master_copy  bf16 gradient, float master, its nearest-even rounding into a bf16 copy
 //   master_sr    the same with stochastic rounding of the copy
 //   param        bf16 parameter and gradient alone (Bf16Param, stochastic rounding)
+//   master_m16   master with the moments in bf16 too (StateStorage::Bf16, stochastic rounding)
+//   param_m16    param with the moments in bf16 too
 // Bytes per parameter are the step's memory traffic by count (the default checked step reads
-// the gradient twice: once for the non-finite check, once in the sweep; moments stay float).
+// the gradient twice: once for the non-finite check, once in the sweep).
 //
 //   tool_bf16_step [--threads=1,2,...] [--repeats=N] [--kinds=float,master,...]
 #include <dualopt/instances.hpp>  // first: the optimizers are compiled once, in dualopt_instances
@@ -53,8 +55,12 @@ struct Setup {
                                               {"master", 2 + 2 + 16 + 8},
                                               {"master_copy", 2 + 2 + 16 + 8 + 2},
                                               {"master_sr", 2 + 2 + 16 + 8 + 2},
-                                              {"param", 2 + 2 + 16 + 4}};
-    if (!bytes.count(k)) throw Error("unknown kind '" + k + "' (float, master, master_copy, master_sr, param)");
+                                              {"param", 2 + 2 + 16 + 4},
+                                              {"master_m16", 2 + 2 + 8 + 8},
+                                              {"param_m16", 2 + 2 + 8 + 4}};
+    if (!bytes.count(k))
+      throw Error("unknown kind '" + k + "' (float, master, master_copy, master_sr, param, master_m16, param_m16)");
+    const StateStorage moments = k.size() > 4 && k.substr(k.size() - 4) == "_m16" ? StateStorage::Bf16 : StateStorage::Float;
     bytes_per_param = bytes.at(k);
     std::mt19937 rng(1);
     std::normal_distribution<float> nd(0.0f, 0.02f);
@@ -73,13 +79,13 @@ struct Setup {
       for (std::size_t i = 0; i < n; ++i) gb[i] = linalg::float_to_bf16(g[i]), wb[i] = linalg::float_to_bf16(w[i]);
       b1.push_back(std::move(gb));
       b2.push_back(std::move(wb));
-      if (k == "param") {
-        opt.add(name, Bf16Param{b2.back().data(), b1.back().data()}, s);
+      if (k.rfind("param", 0) == 0) {
+        opt.add(name, Bf16Param{b2.back().data(), b1.back().data(), 0, moments}, s);
       } else {
         f1.push_back(std::move(w));
-        bf16* copy = k == "master" ? nullptr : b2.back().data();
+        bf16* copy = k == "master" || k == "master_m16" ? nullptr : b2.back().data();
         const Bf16Rounding r = k == "master_sr" ? Bf16Rounding::Stochastic : Bf16Rounding::NearestEven;
-        opt.add(name, Bf16Master{f1.back().data(), b1.back().data(), copy, r}, s);
+        opt.add(name, Bf16Master{f1.back().data(), b1.back().data(), copy, r, 0, moments}, s);
       }
     });
     opt.step();  // untimed: first touch of the state
@@ -102,7 +108,8 @@ int main(int argc, char** argv) {
     } else if (a.rfind("--kinds=", 0) == 0) {
       kinds = split(a.substr(8));
     } else {
-      std::fprintf(stderr, "usage: tool_bf16_step [--threads=1,2] [--repeats=5] [--kinds=float,master,master_copy,master_sr,param]\n");
+      std::fprintf(stderr, "usage: tool_bf16_step [--threads=1,2] [--repeats=5] "
+                   "[--kinds=float,master,master_copy,master_sr,param,master_m16,param_m16]\n");
       return 1;
     }
   }

@@ -1,4 +1,5 @@
-// The examples' emulation of a trainer that keeps bf16 buffers (--bf16 master|param), around
+// The examples' emulation of a trainer that keeps bf16 buffers (--bf16 master|param, and with
+// --bf16-moments the optimizer's moments in bf16 too: StateStorage::Bf16), around
 // their float models: before each step the float gradients are rounded to nearest-even into bf16
 // buffers (what a bf16 backward pass would hand over), the optimizer reads and writes those bf16
 // buffers directly (dualopt::Bf16Master / Bf16Param), and after the step the model's float
@@ -28,7 +29,10 @@ inline Bf16Mode parse_bf16_mode(const std::string& v) {
 class Bf16Trainer {
  public:
   using bf16 = dualopt::linalg::bf16;
-  explicit Bf16Trainer(Bf16Mode mode) : mode_(mode) {}
+  explicit Bf16Trainer(Bf16Mode mode, bool bf16_moments = false)
+      : mode_(mode), moments_(bf16_moments ? dualopt::StateStorage::Bf16 : dualopt::StateStorage::Float) {
+    if (bf16_moments && mode == Bf16Mode::Off) throw std::invalid_argument("--bf16-moments needs --bf16 master or param");
+  }
   Bf16Mode mode() const { return mode_; }
 
   // Registers a model tensor: add(w, g) when off, else add(Bf16Master{...}) or add(Bf16Param{...}).
@@ -44,9 +48,10 @@ class Bf16Trainer {
     for (std::size_t i = 0; i < n; ++i) t->weights[i] = dualopt::linalg::float_to_bf16(w[i]);
     if (mode_ == Bf16Mode::Master) {
       t->master.assign(w, w + n);
-      add(dualopt::Bf16Master{t->master.data(), t->grad.data(), t->weights.data()});
+      add(dualopt::Bf16Master{t->master.data(), t->grad.data(), t->weights.data(), dualopt::Bf16Rounding::NearestEven,
+                              0, moments_});
     } else {
-      add(dualopt::Bf16Param{t->weights.data(), t->grad.data()});
+      add(dualopt::Bf16Param{t->weights.data(), t->grad.data(), 0, moments_});
     }
     to_model(*t);
     tensors_.push_back(std::move(t));
@@ -72,6 +77,7 @@ class Bf16Trainer {
     for (std::size_t i = 0; i < t.n; ++i) t.w[i] = dualopt::linalg::bf16_to_float(t.weights[i]);
   }
   Bf16Mode mode_;
+  dualopt::StateStorage moments_;
   std::vector<std::unique_ptr<Tensor>> tensors_;
 };
 

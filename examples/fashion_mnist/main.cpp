@@ -65,6 +65,7 @@ struct Options {
   std::string data_dir = kFashionMnistDefaultDir;
   std::string out_dir = "examples/results/fashion_mnist";
   Bf16Mode bf16 = Bf16Mode::Off;
+  bool bf16_moments = false;
 };
 
 const char* const kUsage = R"(usage: fashion_mnist [options]
@@ -96,6 +97,7 @@ batch order, then prints a table and writes loss curves (CSV + SVG) to --out.
   --out DIR           output directory (default examples/results/fashion_mnist)
   --bf16 MODE         storage the optimizer sees: off (default), master (bf16 gradients and
                       weights, float master) or param (bf16 alone); not soap_muon
+  --bf16-moments      with --bf16: the optimizer's moments in bf16 too (stochastic rounding)
 )";
 
 [[noreturn]] void usage_error(const std::string& msg) {
@@ -179,6 +181,10 @@ Options parse_args(int argc, char** argv) {
       full = true;
       continue;
     }
+    if (a == "--bf16-moments") {
+      o.bf16_moments = true;
+      continue;
+    }
     if (i + 1 >= argc) usage_error("missing value after " + a);
     const std::string v = argv[++i];
     if (a == "--steps") steps = parse_count(a, v);
@@ -222,6 +228,7 @@ Options parse_args(int argc, char** argv) {
   if (o.steps == 0 || o.batch == 0 || o.seeds == 0) usage_error("--steps, --batch and --seeds must be positive");
   if (o.sweep_steps == 0) o.sweep_steps = std::max<std::size_t>(1, o.steps / 4);
   if (o.eval_every == 0) o.eval_every = std::max<std::size_t>(1, o.steps / 10);
+  if (o.bf16_moments && o.bf16 == Bf16Mode::Off) usage_error("--bf16-moments needs --bf16 master or param");
   return o;
 }
 
@@ -282,7 +289,7 @@ RunResult train_one(const OptimizerChoice& choice, const Options& o, std::size_t
   sizes.insert(sizes.end(), o.hidden.begin(), o.hidden.end());
   sizes.push_back(10);
   Mlp<float> model(sizes, seed);
-  Bf16Trainer bf16(o.bf16);
+  Bf16Trainer bf16(o.bf16, o.bf16_moments);
   auto opt = make_optimizer(choice, model.parameters(), &bf16);
   opt->set_schedule(dualopt::Schedule::warmup_cosine(
       static_cast<std::int64_t>(o.warmup_fraction * static_cast<double>(steps)),

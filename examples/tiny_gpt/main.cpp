@@ -76,6 +76,7 @@ struct Options {
   std::uint64_t seed = 1337;
   tiny_gpt::LearningRates lr;
   examples::Bf16Mode bf16 = examples::Bf16Mode::Off;
+  bool bf16_moments = false;
 };
 
 std::vector<std::string> split_list(const std::string& s) {
@@ -110,6 +111,7 @@ void print_usage() {
                "  --threads N          OpenMP/Eigen threads (default 1; 2 helps only on an idle machine)\n"
                "  --bf16 MODE          storage the optimizer sees: off (default), master (bf16 gradients and\n"
                "                       weights, float master) or param (bf16 alone, stochastic rounding)\n"
+               "  --bf16-moments       with --bf16: the optimizer's moments in bf16 too (stochastic rounding)\n"
                "  --out DIR            where CSV and SVG go (default examples/results/tiny_gpt)\n";
 }
 
@@ -125,6 +127,10 @@ Options parse_args(int argc, char** argv) {
     }
     if (a == "--full") {
       full = true;
+      continue;
+    }
+    if (a == "--bf16-moments") {
+      o.bf16_moments = true;
       continue;
     }
     if (i + 1 >= argc) throw std::invalid_argument("missing value after " + a);
@@ -178,6 +184,8 @@ Options parse_args(int argc, char** argv) {
         "--steps, --batch, --ctx, --eval-every, --eval-batches, --threads, --seeds and --jobs must be positive");
   if (o.optimizers.empty()) throw std::invalid_argument("--optimizers is empty");
   if (o.warmup < 0) o.warmup = std::max(1, o.steps / 20);
+  if (o.bf16_moments && o.bf16 == examples::Bf16Mode::Off)
+    throw std::invalid_argument("--bf16-moments needs --bf16 master or param");
   return o;
 }
 
@@ -211,7 +219,7 @@ RunResult train_one(const std::string& name, std::uint64_t seed, const std::stri
   r.seed = seed;
   r.model = std::make_unique<GPT<float>>(cfg, seed);
   GPT<float>& model = *r.model;
-  tiny_gpt::OptimizerHandle opt = tiny_gpt::make_optimizer(name, model, o.lr, o.steps, o.warmup, o.bf16);
+  tiny_gpt::OptimizerHandle opt = tiny_gpt::make_optimizer(name, model, o.lr, o.steps, o.warmup, o.bf16, o.bf16_moments);
   r.lr = opt.lr_text;
   r.val.name = r.train.name = name + " lr " + opt.lr_text;
   r.val.style = r.train.style = name;

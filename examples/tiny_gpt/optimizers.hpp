@@ -62,9 +62,10 @@ OptimizerHandle wrap(std::shared_ptr<Opt> opt, std::shared_ptr<examples::Bf16Tra
 
 // bf16: the storage the optimizer sees (examples/common/bf16_trainer.hpp; Off: the model's floats).
 inline OptimizerHandle make_optimizer(const std::string& name, GPT<float>& model, const LearningRates& lr,
-                                      int total_steps, int warmup, examples::Bf16Mode bf16_mode = examples::Bf16Mode::Off) {
+                                      int total_steps, int warmup, examples::Bf16Mode bf16_mode = examples::Bf16Mode::Off,
+                                      bool bf16_moments = false) {
   const auto heads = static_cast<std::size_t>(model.config().n_head);
-  auto bf16 = std::make_shared<examples::Bf16Trainer>(bf16_mode);
+  auto bf16 = std::make_shared<examples::Bf16Trainer>(bf16_mode, bf16_moments);
   auto wrap = [&](auto opt, double main_lr, std::string text) { return tiny_gpt::wrap(opt, bf16, main_lr, std::move(text)); };
   // add(p, f): f(buffers...) with the model's float buffers or their bf16 storage.
   auto add = [&](Param<float>& p, auto&& f) { bf16->add(p.w, p.g, p.numel(), f); };

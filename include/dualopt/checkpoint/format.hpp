@@ -41,13 +41,15 @@
 //                  str       norm settings (Norm::description(): Newton-Schulz steps, prescale,
 //                            eps, shape scale), e.g. "headwise(3,spectral(ns=3.4445,-4.775,2.0315x6,...))",
 //                            then, for bf16 storage only, e.g. ";storage=bf16_master(copy=nearest_even,seed=0)"
-//                            or ";storage=bf16(stochastic,seed=7)" (float tensors: nothing, as before)
+//                            or ";storage=bf16(stochastic,seed=7)" (float tensors: nothing, as before),
+//                            with ",moments=bf16(stochastic)" before the ")" where the moments are bf16
 //                  u32       group
 //                  i64       t, the steps this tensor has taken
 //                  u32       state buffer count, then per buffer (the rule's, then "offset"):
 //                    str     name
 //                    u64     number of values n
-//                    n x scalar, raw
+//                    n x scalar, raw (bf16 moments: their values widened, exactly; load()
+//                            refuses a value that bf16 does not hold exactly)
 //   checksum       u32       CRC-32 (IEEE 802.3: reflected polynomial 0xEDB88320, initial value and
 //                            final XOR 0xFFFFFFFF) of every byte before it, stored little-endian on
 //                            every machine so a file of either byte order can be verified

@@ -95,12 +95,14 @@ struct PendingTensor {
   std::int64_t t = 0;
   std::vector<std::vector<T>> data;
   std::vector<std::vector<T>*> live;
+  std::vector<std::vector<linalg::bf16>> bf16_data;  // bf16 moments, narrowed back from the file's T
+  std::vector<std::vector<linalg::bf16>*> bf16_live;
 };
 
 // "name[size], ..." of a buffer list, for the message when restored hyperparameters would give
 // a tensor other buffers than it has.
-template <class V>
-std::string layout_text(const std::vector<StateBuffer<V>>& buffers) {
+template <class Buffers>
+std::string layout_text(const Buffers& buffers) {
   std::string text;
   for (const auto& b : buffers) text += (text.empty() ? "" : ", ") + b.name + "[" + std::to_string(b.size) + "]";
   return text;
@@ -187,8 +189,25 @@ std::vector<PendingTensor<T>> read_tensors(Reader& in, const Header& header, con
            << (std::isfinite(data[bad]) ? " (a second moment is never negative)" : " (state must be finite)");
         in.fail(os.str());
       }
-      p.data.push_back(std::move(data));
-      p.live.push_back(b.data);
+      if (b.bf16) {
+        // A value the bf16 moments cannot hold exactly would change in the resumed run.
+        std::vector<linalg::bf16> narrow(b.size);
+        for (std::size_t i = 0; i < b.size; ++i) {
+          const float x = float(data[i]);
+          narrow[i] = linalg::float_to_bf16(x);
+          if (T(linalg::bf16_to_float(narrow[i])) != data[i]) {
+            std::ostringstream os;
+            os << what << " buffer " << quoted(b.name) << " holds " << data[i] << " at index " << i
+               << ", which its bf16 moments cannot hold exactly";
+            in.fail(os.str());
+          }
+        }
+        p.bf16_data.push_back(std::move(narrow));
+        p.bf16_live.push_back(b.bf16);
+      } else {
+        p.data.push_back(std::move(data));
+        p.live.push_back(b.data);
+      }
     }
   }
   for (std::size_t i = 0; i < slots.size(); ++i)
@@ -209,6 +228,7 @@ void commit(Optimizer<T>& opt, Header& header, StagedGroups<T>& staged, std::vec
   for (std::size_t i = 0; i < slots.size(); ++i) {
     slots[i].t = pending[i].t;
     for (std::size_t b = 0; b < pending[i].live.size(); ++b) pending[i].live[b]->swap(pending[i].data[b]);
+    for (std::size_t b = 0; b < pending[i].bf16_live.size(); ++b) pending[i].bf16_live[b]->swap(pending[i].bf16_data[b]);
   }
   Access<T>::skipped(opt).clear();
 }

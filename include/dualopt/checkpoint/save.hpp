@@ -114,7 +114,14 @@ void write_tensors(Writer& out, const Optimizer<T>& opt) {
     for (const auto& b : buffers) {
       out.str(b.name);
       out.pod(std::uint64_t(b.size));
-      if (!b.data->empty()) {
+      if (b.bf16) {  // bf16 moments, widened (exact) so that the stored values are T as everywhere else
+        std::vector<T> wide(std::min<std::size_t>(b.size, 4096));
+        for (std::size_t i = 0; i < b.size; i += wide.size()) {
+          const std::size_t m = std::min(wide.size(), b.size - i);
+          for (std::size_t j = 0; j < m; ++j) wide[j] = T(linalg::bf16_to_float((*b.bf16)[i + j]));
+          out.bytes(wide.data(), m * sizeof(T));
+        }
+      } else if (!b.data->empty()) {
         out.bytes(b.data->data(), b.data->size() * sizeof(T));
       } else {
         const std::vector<T> zeros(std::min<std::size_t>(b.size, 4096), T(0));

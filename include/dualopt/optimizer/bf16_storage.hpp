@@ -5,19 +5,25 @@
 //    rounded (nearest-even or seeded stochastic), the trainer's bf16 copy if one is given.
 //  - Bf16Param: a bf16 parameter and gradient alone; each update is rounded stochastically, so
 //    updates far below one bf16 ulp still move the parameter on average.
-// The gradient is widened as the sweep loads it and the parameter rounded as it stores it, so a
-// bf16 tensor is never copied to float. Stochastic bits come from (seed, tensor name, step,
-// element), never from the thread that runs it.
+// Either form may keep the rule's moments in bf16 too (moments = StateStorage::Bf16; the sweep:
+// optimizer/bf16_state.hpp). The gradient is widened as the sweep loads it and the parameter
+// rounded as it stores it, so a bf16 tensor is never copied to float. Stochastic bits come from
+// (seed, tensor name, step, element), never from the thread that runs it.
 #include "../linalg/bf16.hpp"
 
 #include <cstddef>
 #include <cstdint>
 #include <string>
 #include <type_traits>
+#include <vector>
 
 namespace dualopt {
 
 enum class Bf16Rounding : std::uint8_t { NearestEven = 0, Stochastic = 1 };
+// Where a tensor's optimizer state lives: float, or bf16 written with stochastic rounding (Adam/
+// AdamW's and LaProp's m and v, Mango's moments, Muon's and Momentum's buffer). Nearest rounding
+// would stall v: (1 - beta2) g^2 falls below half a bf16 ulp of v once v passes a third of g^2.
+enum class StateStorage : std::uint8_t { Float = 0, Bf16 = 1 };
 
 struct Bf16Master {
   float* master = nullptr;                          // the optimizer's parameter (float)
@@ -25,12 +31,14 @@ struct Bf16Master {
   linalg::bf16* copy = nullptr;                     // optional: receives the master, rounded
   Bf16Rounding rounding = Bf16Rounding::NearestEven;  // of the copy
   std::uint64_t seed = 0;                           // stochastic rounding's stream
+  StateStorage moments = StateStorage::Float;       // the rule's state
 };
 
 struct Bf16Param {
   linalg::bf16* param = nullptr;
   const linalg::bf16* grad = nullptr;
   std::uint64_t seed = 0;
+  StateStorage moments = StateStorage::Float;  // the rule's state
 };
 
 namespace detail {
@@ -46,6 +54,9 @@ struct Bf16Storage {
   Bf16Rounding rounding = Bf16Rounding::NearestEven;
   std::uint64_t seed = 0;    // as registered (checkpoints record it)
   std::uint64_t stream = 0;  // seed mixed with the tensor's name: each tensor its own bits
+  StateStorage moments = StateStorage::Float;
+  // bf16 moments: the rule's buffers in checkpoint order (its float buffers are then empty).
+  std::vector<std::vector<linalg::bf16>> state;
   bool any() const { return grad != nullptr; }
 
   // What a slot keeps of either registration form.
@@ -56,6 +67,7 @@ struct Bf16Storage {
     st.master = true;
     st.rounding = b.rounding;
     st.seed = b.seed;
+    st.moments = b.moments;
     return st;
   }
   static Bf16Storage of(const Bf16Param& b) {
@@ -64,6 +76,7 @@ struct Bf16Storage {
     st.param = b.param;
     st.rounding = Bf16Rounding::Stochastic;
     st.seed = b.seed;
+    st.moments = b.moments;
     return st;
   }
 
@@ -71,9 +84,10 @@ struct Bf16Storage {
   std::string description() const {
     if (!any()) return "";
     const std::string r = rounding == Bf16Rounding::Stochastic ? "stochastic" : "nearest_even";
+    const std::string m = moments == StateStorage::Bf16 ? ",moments=bf16(stochastic)" : "";
     if (master)
-      return ";storage=bf16_master(copy=" + (param ? r : std::string("none")) + ",seed=" + std::to_string(seed) + ")";
-    return ";storage=bf16(stochastic,seed=" + std::to_string(seed) + ")";
+      return ";storage=bf16_master(copy=" + (param ? r : std::string("none")) + ",seed=" + std::to_string(seed) + m + ")";
+    return ";storage=bf16(stochastic,seed=" + std::to_string(seed) + m + ")";
   }
 };
 
@@ -90,10 +104,10 @@ inline float widen(linalg::bf16 h) { return linalg::bf16_to_float(h); }
 // The rounded store of one value into bf16 (kStochastic: with the bits of element i at step t).
 template <bool kStochastic>
 struct Bf16Round {
-  std::uint64_t stream, t;
+  linalg::StochasticKey key;  // of (stream, step): linalg::stochastic_key
   linalg::bf16 operator()(std::size_t i, float x) const {
     if constexpr (kStochastic)
-      return linalg::float_to_bf16_stochastic(x, linalg::stochastic_bits(stream, t, i));
+      return linalg::float_to_bf16_stochastic(x, linalg::stochastic_bits(key, i));
     else
       return linalg::float_to_bf16(x);
   }
@@ -121,7 +135,9 @@ struct Bf16ParamUpdate {
     float w = widen(param[i]);
     U u = inner;  // the same update on one element, rebased onto w
     u.w = &w;
-    u.offset = inner.offset ? inner.offset + i : nullptr;
+    // Rebased only where used: a select on a maybe-null pointer stopped GCC vectorizing the
+    // bf16-moment sweep's last stage (bf16_state.hpp).
+    if constexpr (U::kOffsetMomentum) u.offset = inner.offset + i;
     u(0, d);
     param[i] = round(i, w);
   }
@@ -131,11 +147,11 @@ struct Bf16ParamUpdate {
 template <class T, class U, class F>
 void with_store(const Bf16Storage& st, std::int64_t t, const U& update, F& f) {
   if constexpr (std::is_same_v<T, float>) {
-    const auto tt = std::uint64_t(t);
+    const linalg::StochasticKey key = linalg::stochastic_key(st.stream, std::uint64_t(t));
     if (st.master && st.param && st.rounding == Bf16Rounding::Stochastic)
-      return f(MasterCopyUpdate<U, true>{update, st.param, {st.stream, tt}});
-    if (st.master && st.param) return f(MasterCopyUpdate<U, false>{update, st.param, {st.stream, tt}});
-    if (st.any() && !st.master) return f(Bf16ParamUpdate<U>{update, st.param, {st.stream, tt}});
+      return f(MasterCopyUpdate<U, true>{update, st.param, {key}});
+    if (st.master && st.param) return f(MasterCopyUpdate<U, false>{update, st.param, {key}});
+    if (st.any() && !st.master) return f(Bf16ParamUpdate<U>{update, st.param, {key}});
   }
   f(update);
 }

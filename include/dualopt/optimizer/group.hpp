@@ -8,6 +8,7 @@
 #include "../workspace.hpp"
 #include "../wrappers/offset_momentum.hpp"
 #include "../wrappers/weight_decay.hpp"
+#include "bf16_state.hpp"
 #include "hyperparameters.hpp"
 #include "slot.hpp"
 #include "step_config.hpp"
@@ -88,6 +89,11 @@ class GroupBase {
   // Returns whether a direction was applied (SOAP's first call only builds its basis); the
   // direction is then in ws.direction, for the report.
   virtual bool step_tensor(TensorSlot<T>& s, std::int64_t t, double schedule, Workspace<T>& ws) = 0;
+  // bf16 moments (bf16_state.hpp): the number of state buffers the rule's kernel keeps per
+  // element, 0 if its state cannot be kept in bf16; and the move of state `index` into bf16
+  // buffers `out` (sized by the caller), which frees its float buffers.
+  virtual int bf16_state_buffers() const = 0;
+  virtual void move_state_to_bf16(std::size_t index, std::vector<std::vector<linalg::bf16>>& out) = 0;
   using BufferVisitor = std::function<void(const char*, std::vector<T>&)>;
   virtual void for_each_buffer(std::size_t index, const BufferVisitor& f) = 0;
   using HyperparameterVisitor = std::function<void(const char*, HyperparameterRef)>;
@@ -132,6 +138,26 @@ class Group final : public GroupBase<T> {
   }
   void for_each_buffer(std::size_t index, const typename GroupBase<T>::BufferVisitor& f) override {
     states_[index].for_each_buffer(f);
+  }
+  int bf16_state_buffers() const override {
+    if constexpr (std::is_same_v<T, float> && Rule::kElementwise) {
+      constexpr int k = detail::kernel_state_count<typename Rule::template Kernel<T>>();
+      // The kernel's members must be all of the state, one value per element.
+      State one = Rule::template init<T>(cfg_, Shape{1});
+      int buffers = 0;
+      bool per_element = true;
+      one.for_each_buffer([&](const char*, std::vector<T>& d) { ++buffers, per_element &= d.size() == 1; });
+      return buffers == k && per_element ? k : 0;
+    }
+    return 0;
+  }
+  void move_state_to_bf16(std::size_t index, std::vector<std::vector<linalg::bf16>>& out) override {
+    std::size_t q = 0;
+    states_[index].for_each_buffer([&](const char*, std::vector<T>& d) {
+      for (std::size_t i = 0; i < d.size(); ++i) out[q][i] = linalg::float_to_bf16(float(d[i]));  // zeros: exact
+      std::vector<T>().swap(d);
+      ++q;
+    });
   }
   void for_each_hyperparameter(const typename GroupBase<T>::HyperparameterVisitor& f) override {
     cfg_.for_each_field([&](const char* name, auto& field) { f(name, HyperparameterRef(&field)); });
@@ -200,7 +226,7 @@ void Group<T, Rule>::step_range(TensorSlot<T>& s, std::int64_t t, double schedul
     const typename Rule::template Kernel<T> rule(cfg_, states_[s.index], t);
     with_tensor_update(s, t, schedule, [&](const auto& update) {
       detail::with_grad(s.grad, s.bf16, [&](const auto* g) {
-        detail::for_each_direction<T>(rule, g, begin, end - begin, update, s.grad_scale);
+        detail::directions<T>(rule, s.bf16, t, g, begin, end - begin, update, s.grad_scale);
       });
     });
   }
@@ -216,8 +242,8 @@ void Group<T, Rule>::step_rows(TensorSlot<T>& s, std::int64_t t, double schedule
     T* d = ws.direction_buffer(n);
     const typename Rule::template Kernel<T> rule(cfg_, states_[s.index], t);
     detail::with_grad(s.grad, s.bf16, [&](const auto* g) {
-      detail::for_each_direction<T>(rule, g, begin, n, [d, begin](std::size_t i, T x) { d[i - begin] = x; },
-                                    s.grad_scale);
+      detail::directions<T>(rule, s.bf16, t, g, begin, n, [d, begin](std::size_t i, T x) { d[i - begin] = x; },
+                            s.grad_scale);
     });
     s.norm.template dualize_rows<T>(MatrixMap<T>(d, row1 - row0, cols), s.norm.independent_rows(s.shape), ws);
     update_from(s, d, begin, n, t, schedule);

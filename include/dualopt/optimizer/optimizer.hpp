@@ -104,8 +104,9 @@ class DUALOPT_ABI Optimizer {  // DUALOPT_ABI: abi.hpp (link-time check of vecto
   }
 
   // bf16 storage (optimizer/bf16_storage.hpp), float optimizers only: a bf16 gradient with a
-  // float master (and an optional bf16 copy), or a bf16 parameter and gradient alone. The sweep
-  // reads and writes the bf16 buffers directly. Elementwise rules only (not SOAP).
+  // float master (and an optional bf16 copy), or a bf16 parameter and gradient alone, either with
+  // the rule's moments in bf16 if asked (moments = StateStorage::Bf16). The sweep reads and
+  // writes the bf16 buffers directly. Elementwise rules only (not SOAP).
   void add_to_group(GroupId g, const std::string& name, const Bf16Master& b, const Shape& shape,
                     norms::Norm norm = norms::null()) {
     T* master = nullptr;
@@ -123,6 +124,8 @@ class DUALOPT_ABI Optimizer {  // DUALOPT_ABI: abi.hpp (link-time check of vecto
     if (g >= groups_.size()) throw tensor_error(name, "no group " + std::to_string(g));
     detail::validate_bf16_registration<T>(slots_, *groups_[g], name, master, st, shape);
     st.stream = linalg::detail::mix64(st.seed ^ detail::name_hash(name));
+    if (st.moments == StateStorage::Bf16)  // allocated before anything is registered; filled by insert_slot
+      st.state.assign(std::size_t(groups_[g]->bf16_state_buffers()), std::vector<linalg::bf16>(shape.numel()));
     TensorSlot<T> s;
     s.param = master;
     s.bf16 = st;
@@ -143,6 +146,7 @@ class DUALOPT_ABI Optimizer {  // DUALOPT_ABI: abi.hpp (link-time check of vecto
     // reserving one more each time would reallocate on every registration).
     if (slots_.size() == slots_.capacity()) slots_.reserve(std::max<std::size_t>(16, 2 * slots_.size()));
     s.index = groups_[g]->add_state(shape);
+    if (!s.bf16.state.empty()) groups_[g]->move_state_to_bf16(s.index, s.bf16.state);
     slots_.push_back(std::move(s));
   }
 
@@ -218,6 +222,7 @@ class DUALOPT_ABI Optimizer {  // DUALOPT_ABI: abi.hpp (link-time check of vecto
   const GroupBase<T>& group(GroupId g) const { return *groups_.at(g); }
 
   // Visits every state buffer: (tensor slot, buffer name, data). The offset buffer is "offset".
+  // A tensor with bf16 moments has its rule's float buffers empty (they are in slot.bf16.state).
   template <class F>
   void for_each_state_buffer(F&& f) {
     for (auto& s : slots_) {
@@ -228,6 +233,8 @@ class DUALOPT_ABI Optimizer {  // DUALOPT_ABI: abi.hpp (link-time check of vecto
   std::size_t state_bytes() {
     std::size_t bytes = 0;
     for_each_state_buffer([&](const TensorSlot<T>&, const char*, std::vector<T>& d) { bytes += d.size() * sizeof(T); });
+    for (const auto& s : slots_)
+      for (const auto& b : s.bf16.state) bytes += b.size() * sizeof(linalg::bf16);
     return bytes;
   }
   std::size_t parameter_count() const {

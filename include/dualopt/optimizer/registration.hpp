@@ -123,6 +123,13 @@ void validate_bf16_registration(const std::vector<TensorSlot<T>>& slots, const G
   if (st.master && !master) throw tensor_error(name, "float master pointer is null");
   if (!st.master && !st.param) throw tensor_error(name, "bf16 parameter pointer is null");
   if (!st.grad) throw tensor_error(name, "bf16 gradient pointer is null");
+  if (st.rounding != Bf16Rounding::NearestEven && st.rounding != Bf16Rounding::Stochastic)
+    throw tensor_error(name, "bf16 rounding must be Bf16Rounding::NearestEven or Stochastic");
+  if (st.moments != StateStorage::Float && st.moments != StateStorage::Bf16)
+    throw tensor_error(name, "moments must be StateStorage::Float or StateStorage::Bf16");
+  if (st.moments == StateStorage::Bf16 && group.bf16_state_buffers() == 0)
+    throw tensor_error(name, std::string("bf16 moments need a rule whose state is per-element moments (Adam, LaProp, "
+                                         "Mango, Momentum); ") + group.rule_name() + "'s is not");
   if (master && reinterpret_cast<std::uintptr_t>(master) % alignof(T) != 0)
     throw tensor_error(name, "float master pointer is not aligned for its type");
   for (const void* p : {static_cast<const void*>(st.grad), static_cast<const void*>(st.param)})

@@ -133,6 +133,7 @@ void for_each_direction(const K& kernel, const G* g, std::size_t begin, std::siz
 // the sweep touches W and the offset buffer once; apply_reference() is their Eigen form.
 template <class T, bool kOffset, wrappers::WeightDecay::When kDecay>
 struct Update {
+  static constexpr bool kOffsetMomentum = kOffset;  // offset is used (and not null)
   T scale, beta, keep;  // lr x rule scale; offset beta; 1 - lr wd
   T* w;
   T* offset;

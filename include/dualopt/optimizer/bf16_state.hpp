@@ -1,0 +1,129 @@
+#pragma once
+// bf16 moments (StateStorage::Bf16, optimizer/bf16_storage.hpp): the fused sweep on a rule's
+// state kept in bf16. A block of the moments is widened into float scratch (in L1), the rule's
+// own Kernel runs on it unchanged, and the block is stored back with stochastic rounding. So
+// the step is the float step on the widened state, its moments rounded once as they are stored:
+// the direction uses the float moments of this step, the next step reads their rounding.
+// Kernels whose state is the members m and v (Adam, LaProp, Mango) or buf (Momentum) qualify.
+#include "../linalg/bf16.hpp"
+#include "bf16_storage.hpp"
+#include "sweep.hpp"
+
+#include <algorithm>
+#include <cstddef>
+#include <cstdint>
+#include <type_traits>
+#include <vector>
+
+namespace dualopt::detail {
+
+template <class K, class = void>
+struct kernel_has_mv : std::false_type {};
+template <class K>
+struct kernel_has_mv<K, std::void_t<decltype(std::declval<K&>().m = nullptr), decltype(std::declval<K&>().v = nullptr)>>
+    : std::true_type {};
+template <class K, class = void>
+struct kernel_has_buf : std::false_type {};
+template <class K>
+struct kernel_has_buf<K, std::void_t<decltype(std::declval<K&>().buf = nullptr)>> : std::true_type {};
+
+// How many per-element state buffers kernel K keeps (m, v: 2; buf: 1); 0: it cannot run on bf16 state.
+template <class K>
+constexpr int kernel_state_count() {
+  if constexpr (kernel_has_mv<K>::value) return 2;
+  if constexpr (kernel_has_buf<K>::value) return 1;
+  return 0;
+}
+
+// Points the kernel's state at p (in the order the rule's State visits its buffers: m, v or buf).
+template <class K, class T>
+void rebase_kernel(K& k, T* const* p) {
+  if constexpr (kernel_has_mv<K>::value) {
+    k.m = p[0];
+    k.v = p[1];
+  } else if constexpr (kernel_has_buf<K>::value) {
+    k.buf = p[0];
+  }
+}
+
+// The stochastic-rounding stream of state buffer q: the tensor's stream mixed with q + 1, so the
+// moments never share bits with the parameter (stream itself) or with each other.
+inline std::uint64_t state_stream(std::uint64_t stream, std::size_t q) {
+  return linalg::detail::mix64(stream ^ (0xd1b54a32d192ed03ull * (std::uint64_t(q) + 1)));
+}
+
+// for_each_direction (sweep.hpp) on a kernel whose kN (1 or 2) state buffers are bf16: per
+// block, each element's state widened into float scratch as the first stage reads it, the kernel
+// on the scratch (index i - b into the block), f(i, d) with the tensor's index, and the state
+// rounded stochastically with key[q] back into place as the last stage finishes the element, so
+// the bf16 state passes through memory once, as the float state does.
+template <class T, int kN, class K, class F, class G>
+void for_each_direction_bf16_state(const K& kernel, linalg::bf16* const* state, const linalg::StochasticKey* key,
+                                   const G* g, std::size_t begin, std::size_t n, const F& update, T gs) {
+  static_assert(kN == 1 || kN == 2, "kernels keep one or two state buffers (kernel_state_count)");
+  const F f = update;
+  alignas(64) T root[kSweepBlock];
+  alignas(64) T wide0[kSweepBlock];
+  alignas(64) T wide1[kSweepBlock];
+  T* local[2] = {wide0, wide1};
+  K k = kernel;
+  rebase_kernel(k, local);
+  linalg::bf16* const s0 = state[0];
+  linalg::bf16* const s1 = kN == 2 ? state[1] : nullptr;
+  const linalg::StochasticKey k0 = key[0], k1 = kN == 2 ? key[1] : linalg::StochasticKey{};
+  // The stages' two ends, inlined into their loops (a loop over q there would stop vectorization).
+  auto load = [&](std::size_t j, std::size_t i) {
+    wide0[j] = linalg::bf16_to_float(s0[i]);
+    if constexpr (kN == 2) wide1[j] = linalg::bf16_to_float(s1[i]);
+  };
+  auto store = [&](std::size_t j, std::size_t i) {
+    s0[i] = linalg::float_to_bf16_stochastic(wide0[j], linalg::stochastic_bits(k0, i));
+    if constexpr (kN == 2) s1[i] = linalg::float_to_bf16_stochastic(wide1[j], linalg::stochastic_bits(k1, i));
+  };
+  for (std::size_t b = begin; b < begin + n; b += kSweepBlock) {
+    const std::size_t m = std::min(begin + n, b + kSweepBlock) - b;
+    const G* gb = g + b;
+    if constexpr (K::kSqrt) {
+      DUALOPT_SWEEP_SIMD
+      for (std::size_t j = 0; j < m; ++j) {
+        load(j, b + j);
+        root[j] = k.before_sqrt(j, widen(gb[j]) * gs);
+      }
+      sqrt_in_place(root, m);
+      DUALOPT_SWEEP_SIMD
+      for (std::size_t j = 0; j < m; ++j) {
+        f(b + j, k.after_sqrt(j, widen(gb[j]) * gs, root[j]));
+        store(j, b + j);
+      }
+    } else {
+      DUALOPT_SWEEP_SIMD
+      for (std::size_t j = 0; j < m; ++j) {
+        load(j, b + j);
+        f(b + j, k.after_sqrt(j, widen(gb[j]) * gs, T(0)));
+        store(j, b + j);
+      }
+    }
+  }
+}
+
+// The directions of elements [begin, begin + n) as for_each_direction gives them, on the
+// tensor's float state or, where it keeps bf16 moments, on those (step t's keys).
+template <class T, class K, class F, class G>
+void directions(const K& kernel, Bf16Storage& st, std::int64_t t, const G* g, std::size_t begin,
+                std::size_t n, const F& update, T gs) {
+  if constexpr (std::is_same_v<T, float> && kernel_state_count<K>() > 0) {
+    constexpr int kN = kernel_state_count<K>();
+    if (!st.state.empty()) {
+      linalg::bf16* state[kN];
+      linalg::StochasticKey key[kN];
+      for (int q = 0; q < kN; ++q) {
+        state[q] = st.state[std::size_t(q)].data();
+        key[q] = linalg::stochastic_key(state_stream(st.stream, std::size_t(q)), std::uint64_t(t));
+      }
+      return for_each_direction_bf16_state<T, kN>(kernel, state, key, g, begin, n, update, gs);
+    }
+  }
+  for_each_direction<T>(kernel, g, begin, n, update, gs);
+}
+
+}  // namespace dualopt::detail
