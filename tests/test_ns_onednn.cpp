@@ -107,7 +107,7 @@ TEST_CASE("oneDNN float NS: a tall matrix runs as its wide transpose", "[newton_
     NewtonSchulz<float> ns;
     const Matrix<float> tall = run_with(ns, m, NsSchedule::quintic(5));
     const Matrix<float> wide = run_with(ns, mt, NsSchedule::quintic(5));
-    CHECK((tall - Matrix<float>(wide.transpose())).norm() / wide.norm() < 1e-6);
+    CHECK((tall - Matrix<float>(wide.transpose())).norm() / wide.norm() < 1e-5);
     CHECK(ns.workspace_bytes() >= std::size_t(r * c) * sizeof(float));  // the copy is kept, not reallocated
   }
 }
