@@ -244,23 +244,28 @@ TEST_CASE("bf16 storage: bitwise the same on 1, 2 and 3 threads, and with clippi
   CHECK(run(3) == one);
 }
 
+namespace {
+// The resume tests' trainer: AdamW over a bf16 parameter and a float master with a stochastic
+// copy, moments in `moments`, fed the same bf16 gradients at step k.
+struct ResumeRun {
+  std::vector<float> master = std::vector<float>(500, 0.25f);
+  std::vector<bf16> gm = std::vector<bf16>(500), copy = std::vector<bf16>(500), p = noise(kN, 1.0f, 1),
+                    gp = std::vector<bf16>(kN);
+  AdamW<float> opt;
+  explicit ResumeRun(StateStorage moments = StateStorage::Float) {
+    opt.add("a", Bf16Param{p.data(), gp.data(), 42, moments}, {kN});
+    opt.add("b", Bf16Master{master.data(), gm.data(), copy.data(), Bf16Rounding::Stochastic, 42, moments}, {500});
+  }
+  void step(int k) {
+    refill(gp, noise(kN, 0.1f, 100 + std::uint64_t(k)));
+    refill(gm, noise(500, 0.1f, 200 + std::uint64_t(k)));
+    opt.step();
+  }
+};
+}  // namespace
+
 TEST_CASE("bf16 storage: checkpoints record it, resume is bitwise, a different storage is refused") {
-  struct Run {
-    std::vector<float> master = std::vector<float>(500, 0.25f);
-    std::vector<bf16> gm = std::vector<bf16>(500), copy = std::vector<bf16>(500), p = noise(kN, 1.0f, 1),
-                      gp = std::vector<bf16>(kN);
-    AdamW<float> opt;
-    Run() {
-      opt.add("a", Bf16Param{p.data(), gp.data(), 42}, {kN});
-      opt.add("b", Bf16Master{master.data(), gm.data(), copy.data(), Bf16Rounding::Stochastic, 42}, {500});
-    }
-    void step(int k) {
-      refill(gp, noise(kN, 0.1f, 100 + std::uint64_t(k)));
-      refill(gm, noise(500, 0.1f, 200 + std::uint64_t(k)));
-      opt.step();
-    }
-  };
-  Run straight, first, second;
+  ResumeRun straight, first, second;
   for (int k = 0; k < 4; ++k) straight.step(k);
   for (int k = 0; k < 2; ++k) first.step(k);
   const std::string saved = state_bytes(first.opt);
@@ -441,22 +446,7 @@ TEST_CASE("bf16 moments: stochastic rounding keeps v rising where nearest roundi
 }
 
 TEST_CASE("bf16 moments: checkpoints record them, resume is bitwise, a mismatch or an inexact value is refused") {
-  struct Run {
-    std::vector<float> master = std::vector<float>(500, 0.25f);
-    std::vector<bf16> gm = std::vector<bf16>(500), copy = std::vector<bf16>(500), p = noise(kN, 1.0f, 1),
-                      gp = std::vector<bf16>(kN);
-    AdamW<float> opt;
-    explicit Run(StateStorage moments = StateStorage::Bf16) {
-      opt.add("a", Bf16Param{p.data(), gp.data(), 42, moments}, {kN});
-      opt.add("b", Bf16Master{master.data(), gm.data(), copy.data(), Bf16Rounding::Stochastic, 42, moments}, {500});
-    }
-    void step(int k) {
-      refill(gp, noise(kN, 0.1f, 100 + std::uint64_t(k)));
-      refill(gm, noise(500, 0.1f, 200 + std::uint64_t(k)));
-      opt.step();
-    }
-  };
-  Run straight, first, second;
+  ResumeRun straight(StateStorage::Bf16), first(StateStorage::Bf16), second(StateStorage::Bf16);
   for (int k = 0; k < 4; ++k) straight.step(k);
   for (int k = 0; k < 2; ++k) first.step(k);
   const std::string saved = state_bytes(first.opt);
@@ -474,7 +464,7 @@ TEST_CASE("bf16 moments: checkpoints record them, resume is bitwise, a mismatch 
   CHECK(state_bytes(second.opt) == state_bytes(straight.opt));
 
   // Float moments into bf16 moments and back: refused, nothing changes.
-  Run floats(StateStorage::Float);
+  ResumeRun floats(StateStorage::Float);
   floats.step(0);
   const std::string float_saved = state_bytes(floats.opt), before = state_bytes(second.opt);
   std::istringstream f_in(float_saved), b_in(saved);
