@@ -70,6 +70,19 @@ static bool streams(const float* p, std::size_t n, double& sum) {
   sum += t;
   return true;
 }
+// Best of 5 wall times of body(k) over every chunk k, on T threads, chunks handed out dynamically.
+template <class F>
+double best_over_chunks(int T, std::int64_t nc, F&& body) {
+  double best = 1e9;
+  for (int rep = 0; rep < 5; ++rep) {
+    auto t0 = std::chrono::steady_clock::now();
+#pragma omp parallel for schedule(dynamic, 1) num_threads(T)
+    for (std::int64_t k = 0; k < nc; ++k) body(k);
+    best = std::min(best, std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
+  }
+  return best;
+}
+
 int main(int argc, char** argv) {
   const std::size_t n = 124439808;
   const std::size_t chunk = 65536;
@@ -82,11 +95,7 @@ int main(int argc, char** argv) {
     for (std::int64_t k = 0; k < nc; ++k) { std::size_t b = size_t(k) * chunk, e = std::min(n, b + chunk); for (std::size_t i = b; i < e; ++i) { g[i] = 1e-3f * float(i % 97); dst[i] = 0; } }
     std::vector<double> sums(static_cast<std::size_t>(nc));
     auto run = [&](int variant) {
-      double best = 1e9;
-      for (int rep = 0; rep < 5; ++rep) {
-        auto t0 = std::chrono::steady_clock::now();
-#pragma omp parallel for schedule(dynamic, 1) num_threads(T)
-        for (std::int64_t k = 0; k < nc; ++k) {
+      return best_over_chunks(T, nc, [&](std::int64_t k) {
           std::size_t b = size_t(k) * chunk, e = std::min(n, b + chunk);
           double s = 0;
           if (variant == 0) {
@@ -101,10 +110,7 @@ int main(int argc, char** argv) {
           else if (variant == 8) streams<8>(g + b, e - b, s);
           else std::memcpy(dst + b, g + b, (e - b) * 4);
           sums[size_t(k)] = s;
-        }
-        best = std::min(best, std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
-      }
-      return best;
+      });
     };
     const char* names[] = {"eigen 4096-block", "manual 4acc", "manual pf512", "manual pf1024", "manual pf2048", "memcpy (r+w)", "2 streams", "4 streams", "8 streams"};
     {
@@ -113,11 +119,7 @@ int main(int argc, char** argv) {
       rules::Adam::State<float> st{std::vector<float>(n, 0.f), std::vector<float>(n, 0.f)};
       AdamConfig cfg;
       auto adam = [&](int pf) {
-        double best = 1e9;
-        for (int rep = 0; rep < 5; ++rep) {
-          auto t0 = std::chrono::steady_clock::now();
-#pragma omp parallel for schedule(dynamic, 1) num_threads(T)
-          for (std::int64_t k = 0; k < nc; ++k) {
+        return best_over_chunks(T, nc, [&](std::int64_t k) {
             std::size_t b = size_t(k) * chunk, e = std::min(n, b + chunk);
             rules::Adam::Kernel<float> ker(cfg, st, 3);
             detail::Update<float, false, wrappers::WeightDecay::When::After> up{1e-4f, 0.f, 0.9999f, w.data(), nullptr};
@@ -126,10 +128,7 @@ int main(int argc, char** argv) {
             else if (pf == 1) sweep_pf<1024>(ker, g, b, e - b, up);
             else if (pf == 2) sweep_pf<2048>(ker, g, b, e - b, up);
             else sweep_pf<512>(ker, g, b, e - b, up);
-          }
-          best = std::min(best, std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
-        }
-        return best;
+        });
       };
       const char* an[] = {"adam sweep", "adam sweep pf1024", "adam sweep pf2048", "adam sweep pf512", "library sweep"};
       for (int v = 0; v < 5; ++v) { double t = adam(v); std::printf("T=%2d %-18s %7.2f ms %6.1f GB/s (28 B/param)\n", T, an[v], t * 1e3, 28.0 * n / t * 1e-9); }
