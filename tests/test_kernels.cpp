@@ -177,13 +177,24 @@ TEMPLATE_TEST_CASE("vectorized helpers: exact sqrt and the finite check", "[kern
 }
 
 TEST_CASE("the sweep prefetches the streams of every fused kernel and update", "[kernels]") {
-  // A kernel without for_each_stream still runs, unprefetched: this keeps them from silently losing it.
+  // A kernel without streams() still runs, unprefetched: this keeps them from silently losing it.
   STATIC_REQUIRE(detail::has_streams<rules::Adam::Kernel<float>>::value);
   STATIC_REQUIRE(detail::has_streams<rules::LaProp::Kernel<float>>::value);
   STATIC_REQUIRE(detail::has_streams<rules::Mango::Kernel<double>>::value);
   STATIC_REQUIRE(detail::has_streams<rules::Momentum::Kernel<float>>::value);
   STATIC_REQUIRE(detail::has_streams<detail::Update<float, true, wrappers::WeightDecay::When::After>>::value);
-  STATIC_REQUIRE_FALSE(detail::has_streams<detail::StreamProbe>::value);
+  STATIC_REQUIRE_FALSE(detail::has_streams<rules::Adam::State<float>>::value);
+  // The same list is the state that bf16 moments widen (optimizer/bf16_state.hpp), in the State's order.
+  STATIC_REQUIRE(detail::kernel_state_count<rules::Adam::Kernel<float>>() == 2);
+  STATIC_REQUIRE(detail::kernel_state_count<rules::Mango::Kernel<float>>() == 2);
+  STATIC_REQUIRE(detail::kernel_state_count<rules::Momentum::Kernel<float>>() == 1);
+  rules::Adam::State<float> st{std::vector<float>(4, 1.f), std::vector<float>(4, 2.f)};
+  rules::Adam::Kernel<float> k(AdamConfig{}, st, 1);
+  float m[4] = {}, v[4] = {};
+  float* to[2] = {m, v};
+  detail::rebase_kernel(k, to);
+  CHECK(k.m == m);
+  CHECK(k.v == v);
 }
 
 TEMPLATE_TEST_CASE("the fused sweep gives each element the same bits wherever it is cut", "[kernels]", float, double) {

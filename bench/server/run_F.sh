@@ -1,7 +1,7 @@
 #!/bin/bash
 # Kept as run (session 9): the binaries and the carried dependencies lived in the ignored .dev/ (bench/README.md).
 # Server call 1 (session 9): AMX kernel variants, gradient-read variants, float steps with oneDNN f32, 4096 NS.
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")/../.."
 D=.dev/deps
 xz -dc $D/libdnnl.so.2.xz > $D/lib/libdnnl.so.2
 B=.dev/b1

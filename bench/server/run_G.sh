@@ -2,7 +2,7 @@
 # Kept as run (session 9): the binaries and the carried dependencies lived in the ignored .dev/ (bench/README.md).
 # Server call 2 (session 9): elementwise steps with the prefetching sweep and check (b2) against the
 # previous code (b1) and torch, all thread counts; Muon/Mango and NS 4096 at 1 thread.
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")/../.."
 D=.dev/deps
 xz -dc $D/libdnnl.so.2.xz > $D/lib/libdnnl.so.2
 export LD_LIBRARY_PATH=$PWD/$D/lib

@@ -2,7 +2,7 @@
 # Kept as run (session 9): the binaries and the carried dependencies lived in the ignored .dev/ (bench/README.md).
 # Server call 3 (session 9, final main): bf16 storage/moments bytes and time; Muon and Mango steps
 # (oneDNN f32 NS with tall matrices on a dense transposed copy) against torch.optim.Muon, float NS.
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")/../.."
 D=.dev/deps
 xz -dc $D/libdnnl.so.2.xz > $D/lib/libdnnl.so.2
 export LD_LIBRARY_PATH=$PWD/$D/lib

@@ -4,7 +4,7 @@
 // own Kernel runs on it unchanged, and the block is stored back with stochastic rounding. So
 // the step is the float step on the widened state, its moments rounded once as they are stored:
 // the direction uses the float moments of this step, the next step reads their rounding.
-// Kernels whose state is the members m and v (Adam, LaProp, Mango) or buf (Momentum) qualify.
+// Kernels that name their state arrays (streams(): Adam, LaProp, Mango, Momentum) qualify.
 #include "../linalg/bf16.hpp"
 #include "bf16_storage.hpp"
 #include "sweep.hpp"
@@ -12,38 +12,26 @@
 #include <algorithm>
 #include <cstddef>
 #include <cstdint>
+#include <tuple>
 #include <type_traits>
 #include <vector>
 
 namespace dualopt::detail {
 
-template <class K, class = void>
-struct kernel_has_mv : std::false_type {};
-template <class K>
-struct kernel_has_mv<K, std::void_t<decltype(std::declval<K&>().m = nullptr), decltype(std::declval<K&>().v = nullptr)>>
-    : std::true_type {};
-template <class K, class = void>
-struct kernel_has_buf : std::false_type {};
-template <class K>
-struct kernel_has_buf<K, std::void_t<decltype(std::declval<K&>().buf = nullptr)>> : std::true_type {};
-
-// How many per-element state buffers kernel K keeps (m, v: 2; buf: 1); 0: it cannot run on bf16 state.
+// How many per-element state arrays kernel K streams through (m, v: 2; buf: 1); 0: it cannot run on bf16 state.
 template <class K>
 constexpr int kernel_state_count() {
-  if constexpr (kernel_has_mv<K>::value) return 2;
-  if constexpr (kernel_has_buf<K>::value) return 1;
-  return 0;
+  if constexpr (has_streams<K>::value)
+    return int(std::tuple_size_v<decltype(std::declval<K&>().streams())>);
+  else
+    return 0;
 }
 
-// Points the kernel's state at p (in the order the rule's State visits its buffers: m, v or buf).
+// Points the kernel's state arrays at p[0], p[1], ... (its streams() order, which is its State's).
 template <class K, class T>
 void rebase_kernel(K& k, T* const* p) {
-  if constexpr (kernel_has_mv<K>::value) {
-    k.m = p[0];
-    k.v = p[1];
-  } else if constexpr (kernel_has_buf<K>::value) {
-    k.buf = p[0];
-  }
+  std::size_t q = 0;
+  for_each_stream(k, [&](auto*& s) { s = p[q++]; });
 }
 
 // The stochastic-rounding stream of state buffer q: the tensor's stream mixed with q + 1, so the
@@ -61,7 +49,7 @@ template <class T, int kN, class K, class F, class G>
 void for_each_direction_bf16_state(const K& kernel, linalg::bf16* const* state, const linalg::StochasticKey* key,
                                    const G* g, std::size_t begin, std::size_t n, const F& update, T gs) {
   static_assert(kN == 1 || kN == 2, "kernels keep one or two state buffers (kernel_state_count)");
-  const F f = update;
+  F f = update;
   alignas(64) T root[kSweepBlock];
   alignas(64) T wide0[kSweepBlock];
   alignas(64) T wide1[kSweepBlock];
@@ -71,6 +59,15 @@ void for_each_direction_bf16_state(const K& kernel, linalg::bf16* const* state, 
   linalg::bf16* const s0 = state[0];
   linalg::bf16* const s1 = kN == 2 ? state[1] : nullptr;
   const linalg::StochasticKey k0 = key[0], k1 = kN == 2 ? key[1] : linalg::StochasticKey{};
+  struct {  // the bf16 state as the prefetch sees it
+    linalg::bf16 *s0, *s1;
+    auto streams() {
+      if constexpr (kN == 2)
+        return std::tie(s0, s1);
+      else
+        return std::tie(s0);
+    }
+  } state_streams{s0, s1};
   // The stages' two ends, inlined into their loops (a loop over q there would stop vectorization).
   auto load = [&](std::size_t j, std::size_t i) {
     wide0[j] = linalg::bf16_to_float(s0[i]);
@@ -82,6 +79,7 @@ void for_each_direction_bf16_state(const K& kernel, linalg::bf16* const* state, 
   };
   for (std::size_t b = begin; b < begin + n; b += kSweepBlock) {
     const std::size_t m = std::min(begin + n, b + kSweepBlock) - b;
+    prefetch_ahead<T>(g, b, b + m, begin + n, f, state_streams);
     const G* gb = g + b;
     if constexpr (K::kSqrt) {
       DUALOPT_SWEEP_SIMD

@@ -11,6 +11,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstddef>
+#include <tuple>
 #include <type_traits>
 #include <utility>
 
@@ -61,16 +62,18 @@ void sqrt_in_place(T* x, std::size_t n) {
 // 37.4, 16: 152.6 against 144.2); 1 and 8 KB ahead were no better (bench/README.md).
 constexpr std::size_t kPrefetchBytes = 2048;
 
-// Kernels and updates name the arrays they stream through for_each_stream(f), f(pointer); those
-// that do not (the bf16 stores) are simply not prefetched.
-struct StreamProbe {
-  template <class P>
-  void operator()(P*) const {}
-};
+// Kernels and updates name the arrays they stream through as streams(), a tuple of references to
+// their pointers (std::tie); those that do not (the bf16 stores) are simply not prefetched.
 template <class S, class = void>
 struct has_streams : std::false_type {};
 template <class S>
-struct has_streams<S, std::void_t<decltype(std::declval<const S&>().for_each_stream(StreamProbe{}))>> : std::true_type {};
+struct has_streams<S, std::void_t<decltype(std::declval<S&>().streams())>> : std::true_type {};
+
+// f(pointer&) for each stream of s, in its order.
+template <class S, class F>
+void for_each_stream(S& s, F&& f) {
+  if constexpr (has_streams<S>::value) std::apply([&](auto&... p) { (f(p), ...); }, s.streams());
+}
 
 template <class P>
 inline void prefetch(const P* p) {
@@ -81,16 +84,16 @@ inline void prefetch(const P* p) {
 #endif
 }
 
-// Prefetches elements [b, e) + kPrefetchBytes of every stream, where they are still below `end`.
-template <class T, class K, class F, class G>
-void prefetch_ahead(const K& k, const F& f, const G* g, std::size_t b, std::size_t e, std::size_t end) {
+// Prefetches elements [b, e) + kPrefetchBytes / sizeof(T) of g and of every stream of s...,
+// where they are still below `end` (narrower streams, bf16, are fetched that many elements ahead too).
+template <class T, class G, class... S>
+void prefetch_ahead(const G* g, std::size_t b, std::size_t e, std::size_t end, S&... s) {
   constexpr std::size_t kAhead = kPrefetchBytes / sizeof(T), kLine = 64 / sizeof(T);
   if (e + kAhead > end) return;  // the last blocks: nothing left to fetch ahead
   for (std::size_t i = b + kAhead; i < e + kAhead; i += kLine) {
     prefetch(g + i);
     auto at = [i](auto* p) { prefetch(p + i); };
-    if constexpr (has_streams<K>::value) k.for_each_stream(at);
-    if constexpr (has_streams<F>::value) f.for_each_stream(at);
+    (for_each_stream(s, at), ...);
   }
 }
 
@@ -109,12 +112,12 @@ void prefetch_ahead(const K& k, const F& f, const G* g, std::size_t b, std::size
 // G is T, or bf16 (bf16_storage.hpp), widened as it is loaded.
 template <class T, class K, class F, class G>
 void for_each_direction(const K& kernel, const G* g, std::size_t begin, std::size_t n, const F& update, T gs = T(1)) {
-  const K k = kernel;
-  const F f = update;
+  K k = kernel;
+  F f = update;
   alignas(64) T root[kSweepBlock];
   for (std::size_t b = begin; b < begin + n; b += kSweepBlock) {
     const std::size_t e = std::min(begin + n, b + kSweepBlock);
-    prefetch_ahead<T>(k, f, g, b, e, begin + n);
+    prefetch_ahead<T>(g, b, e, begin + n, k, f);
     if constexpr (K::kSqrt) {
       DUALOPT_SWEEP_SIMD
       for (std::size_t i = b; i < e; ++i) root[i - b] = k.before_sqrt(i, widen(g[i]) * gs);
@@ -142,10 +145,11 @@ struct Update {
     if constexpr (kOffset) u = wrappers::OffsetMomentum::apply_element(beta, offset[i], u);
     w[i] = wrappers::WeightDecay::apply_element<kDecay>(w[i], u, keep);
   }
-  template <class S>
-  void for_each_stream(S&& f) const {
-    f(w);
-    if constexpr (kOffset) f(offset);
+  auto streams() {
+    if constexpr (kOffset)
+      return std::tie(w, offset);
+    else
+      return std::tie(w);
   }
 };
 

@@ -7,6 +7,7 @@
 #include "moments.hpp"
 
 #include <cstdint>
+#include <tuple>
 
 namespace dualopt {
 
@@ -75,11 +76,9 @@ struct Adam {
     }
     // The direction, given root = sqrt(before_sqrt(i, g)).
     T after_sqrt(std::size_t i, T, T root) const { return (m[i] * k.inv_bc1) / (root * k.inv_sqrt_bc2 + k.eps); }
-    template <class S>
-    void for_each_stream(S&& f) const {  // the state arrays it reads and writes, for the sweep's prefetch
-      f(m);
-      f(v);
-    }
+    // The state arrays it reads and writes, in its State's order: the sweep prefetches them, and
+    // bf16 moments point them at widened scratch (optimizer/bf16_state.hpp).
+    auto streams() { return std::tie(m, v); }
   };
 };
 

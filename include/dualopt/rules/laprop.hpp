@@ -7,6 +7,7 @@
 #include "moments.hpp"
 
 #include <cstdint>
+#include <tuple>
 
 namespace dualopt {
 
@@ -65,11 +66,9 @@ struct LaProp {
       m[i] = k.b1 * m[i] + ((T(1) - k.b1) * g) / (root * k.inv_sqrt_bc2 + k.eps);
       return m[i] * k.inv_bc1;
     }
-    template <class S>
-    void for_each_stream(S&& f) const {  // the state arrays it reads and writes, for the sweep's prefetch
-      f(m);
-      f(v);
-    }
+    // The state arrays it reads and writes, in its State's order: the sweep prefetches them, and
+    // bf16 moments point them at widened scratch (optimizer/bf16_state.hpp).
+    auto streams() { return std::tie(m, v); }
   };
 };
 

@@ -9,6 +9,7 @@
 #include "moments.hpp"
 
 #include <cstdint>
+#include <tuple>
 
 namespace dualopt {
 
@@ -91,11 +92,9 @@ struct Mango {
       m[i] = b1 * m[i] + p_weight * p;
       return nesterov ? p_weight * p + b1 * m[i] : m[i];
     }
-    template <class S>
-    void for_each_stream(S&& f) const {  // the state arrays it reads and writes, for the sweep's prefetch
-      f(m);
-      f(v);
-    }
+    // The state arrays it reads and writes, in its State's order: the sweep prefetches them, and
+    // bf16 moments point them at widened scratch (optimizer/bf16_state.hpp).
+    auto streams() { return std::tie(m, v); }
   };
 };
 

@@ -6,6 +6,7 @@
 #include "../tensor.hpp"
 
 #include <cstdint>
+#include <tuple>
 #include <vector>
 
 namespace dualopt {
@@ -75,10 +76,9 @@ struct Momentum {
       buf[i] = beta * buf[i] + (T(1) - beta) * g;
       return nesterov ? (T(1) - beta) * g + beta * buf[i] : buf[i];
     }
-    template <class S>
-    void for_each_stream(S&& f) const {  // the state arrays it reads and writes, for the sweep's prefetch
-      f(buf);
-    }
+    // The state array it reads and writes: the sweep prefetches it, and bf16 state points it at
+    // widened scratch (optimizer/bf16_state.hpp).
+    auto streams() { return std::tie(buf); }
   };
 };
 
