@@ -18,6 +18,7 @@
 
 // Under the CMake target dualopt::dualopt, the float and double optimizers are compiled once per
 // target, in src/instances/; declaring them extern keeps every other file from compiling them again.
-#ifdef DUALOPT_EXTERN_INSTANCES
+// (dualopt::dualopt_float and _double precompile one type; DUALOPT_EXTERN_INSTANCES means both.)
+#if defined(DUALOPT_EXTERN_INSTANCES) || defined(DUALOPT_EXTERN_FLOAT) || defined(DUALOPT_EXTERN_DOUBLE)
 #include "instances.hpp"
 #endif

@@ -1,8 +1,8 @@
 #pragma once
 // Compile every optimizer once per program instead of once per file. Each optimizer is a few
 // large class templates; a trainer with many files that include dualopt pays for them in every
-// file. The CMake target dualopt::dualopt does this by itself (DUALOPT_EXTERN_INSTANCES makes
-// dualopt.hpp include this header; src/instances/ holds the code). Without CMake: include this
+// file. The CMake target dualopt::dualopt does this by itself (DUALOPT_EXTERN_FLOAT and _DOUBLE
+// make dualopt.hpp include this header; src/instances/ holds the code). Without CMake: include this
 // header instead of dualopt.hpp everywhere, and in exactly one file per
 // scalar type define DUALOPT_INSTANTIATE_FLOAT (or _DOUBLE) before including it: that file
 // compiles the float (double) code, and every other file only links to it.
@@ -39,13 +39,22 @@
   KEYWORD template T dualopt::norms::Norm::norm<T>(const dualopt::ConstMatrixMap<T>&) const;                   \
   KEYWORD template T dualopt::norms::Norm::dual_norm<T>(const dualopt::ConstMatrixMap<T>&) const;
 
+// Both types by default; the CMake targets dualopt::dualopt_float and dualopt::dualopt_double
+// define DUALOPT_EXTERN_FLOAT or DUALOPT_EXTERN_DOUBLE alone, and the other type then compiles
+// wherever it is used, as without this header (a float-only trainer never compiles double code).
+#if defined(DUALOPT_EXTERN_INSTANCES) || defined(DUALOPT_EXTERN_FLOAT) || defined(DUALOPT_INSTANTIATE_FLOAT) || \
+    !defined(DUALOPT_EXTERN_DOUBLE)
 #ifdef DUALOPT_INSTANTIATE_FLOAT
 DUALOPT_INSTANCES_(, float)
 #else
 DUALOPT_INSTANCES_(extern, float)
 #endif
+#endif
+#if defined(DUALOPT_EXTERN_INSTANCES) || defined(DUALOPT_EXTERN_DOUBLE) || defined(DUALOPT_INSTANTIATE_DOUBLE) || \
+    !defined(DUALOPT_EXTERN_FLOAT)
 #ifdef DUALOPT_INSTANTIATE_DOUBLE
 DUALOPT_INSTANCES_(, double)
 #else
 DUALOPT_INSTANCES_(extern, double)
+#endif
 #endif

@@ -1,10 +1,8 @@
-// A second file of the consumer: one AdamW step in double must move the parameter against the gradient.
+// A second file of the consumer, in double: dualopt::dualopt_float precompiles float only, so the
+// double code this file uses (a norm, one of the instances' members) is compiled here, and links.
 #include <dualopt/dualopt.hpp>
 
-bool double_step_moves() {
-  double w[2] = {1.0, -1.0}, g[2] = {0.5, -0.5};
-  dualopt::AdamW<double> opt;
-  opt.add("w", w, g, {2});
-  opt.step();
-  return w[0] < 1.0 && w[1] > -1.0;
+bool double_norm_is_right() {
+  double m[4] = {3.0, 0.0, 0.0, 4.0};
+  return dualopt::norms::l2().norm<double>(dualopt::ConstMatrixMap<double>(m, 2, 2)) == 5.0;
 }

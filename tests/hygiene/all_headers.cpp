@@ -1,6 +1,6 @@
 // Every public header, every optimizer and norm instantiated for float and double: CI compiles
-// this with -Wall -Wextra -Wpedantic -Werror, with and without -fopenmp, under g++ and clang
-// (.ci/run), so a warning from our headers in any of these builds fails CI.
+// this with -Wall -Wextra -Wpedantic -Werror under g++ -fopenmp and clang without OpenMP
+// (.ci/run; clang with OpenMP is its -Werror sanitized build), so a warning from our headers fails CI.
 #include <dualopt/dualopt.hpp>
 #include <dualopt/norms/exact_spectral.hpp>
 #ifdef DUALOPT_HYGIENE_MPI
