@@ -1,7 +1,7 @@
 # Installs this source tree into a scratch prefix, then configures, builds and runs the
 # consumer project against it, and reads the objects' symbols: under dualopt::dualopt_float the
-# user's files hold no float optimizer step, the float instance file does, and the double step a
-# file uses is compiled in that file (no double instance file). Any failing step fails the test.
+# user's files hold no float optimizer step, the float instance file does, and the double code a
+# file uses (a norm) is compiled in that file (no double instance file). Any failing step fails the test.
 file(REMOVE_RECURSE ${WORK_DIR})
 function(run)
   execute_process(COMMAND ${ARGN} RESULT_VARIABLE rc OUTPUT_VARIABLE out ERROR_VARIABLE out)
