@@ -117,9 +117,16 @@ TEMPLATE_TEST_CASE("fused update matches the wrappers' Eigen form", "[kernels]",
         const wrappers::OffsetMomentum offset{beta};
         const wrappers::WeightDecay decay{wd, after};
         std::vector<T> w_fast = w0, o_fast = o0, w_ref = w0, o_ref = o0, u = d;
-        detail::with_update<T>(offset, decay, 0.02, 0.05, w_fast.data(), o_fast.data(), [&](const auto& update) {
-          for (std::size_t i = 0; i < n; ++i) update(i, d[i]);
-        });
+        auto fused = [&](auto decay_after) {
+          detail::with_update<T, decltype(decay_after)::value>(offset, decay, 0.02, 0.05, w_fast.data(), o_fast.data(),
+                                                               [&](const auto& update) {
+                                                                 for (std::size_t i = 0; i < n; ++i) update(i, d[i]);
+                                                               });
+        };
+        if (after)
+          fused(std::true_type{});
+        else
+          fused(std::false_type{});
         detail::apply_reference<T>(ArrayMap<T>(u.data(), Eigen::Index(n)), ArrayMap<T>(w_ref.data(), Eigen::Index(n)),
                                    o_ref.data(), offset, decay, 0.02, 0.05);
         // Same operations in the same order: equal, not just close.
@@ -182,7 +189,7 @@ TEST_CASE("the sweep prefetches the streams of every fused kernel and update", "
   STATIC_REQUIRE(detail::has_streams<rules::LaProp::Kernel<float>>::value);
   STATIC_REQUIRE(detail::has_streams<rules::Mango::Kernel<double>>::value);
   STATIC_REQUIRE(detail::has_streams<rules::Momentum::Kernel<float>>::value);
-  STATIC_REQUIRE(detail::has_streams<detail::Update<float, true, wrappers::WeightDecay::When::After>>::value);
+  STATIC_REQUIRE(detail::has_streams<detail::Update<float, true, true>>::value);
   STATIC_REQUIRE_FALSE(detail::has_streams<rules::Adam::State<float>>::value);
   // The same list is the state that bf16 moments widen (optimizer/bf16_state.hpp), in the State's order.
   STATIC_REQUIRE(detail::kernel_state_count<rules::Adam::Kernel<float>>() == 2);
@@ -212,8 +219,8 @@ TEMPLATE_TEST_CASE("the fused sweep gives each element the same bits wherever it
   const wrappers::WeightDecay decay{cfg.weight_decay, false};
   auto sweep = [&](rules::Adam::State<T>& st, std::vector<T>& w, const T* grad, std::size_t begin, std::size_t end) {
     const rules::Adam::Kernel<T> k(cfg, st, 2);
-    detail::with_update<T>(off, decay, 1e-3, 1e-3, w.data(), nullptr,
-                           [&](const auto& update) { detail::for_each_direction<T>(k, grad, begin, end - begin, update); });
+    detail::with_update<T, false>(off, decay, 1e-3, 1e-3, w.data(), nullptr,
+                                  [&](const auto& update) { detail::for_each_direction<T>(k, grad, begin, end - begin, update); });
   };
   sweep(one, w1, g.data(), 0, n);
   std::vector<T> shifted(g.begin(), g.begin() + std::ptrdiff_t(n));

@@ -100,7 +100,7 @@ int main(int argc, char** argv) {
         rules::Adam::Kernel<float> k(cfg, dummy, 3);
         k.m = a.m;
         k.v = a.v;
-        detail::Update<float, false, wrappers::WeightDecay::When::After> up{1e-4f, 0.f, 0.9999f, a.w, nullptr};
+        detail::Update<float, false, true> up{1e-4f, 0.f, 0.9999f, a.w, nullptr};
         detail::for_each_direction<float>(k, a.g, b, n, up);
       });
       std::printf("T=%2d sweep, %-16s %7.2f ms %6.1f GB/s (28 B/param)\n", threads, names[s], t * 1e3, 28.0 * kN / t * 1e-9);

@@ -122,7 +122,7 @@ int main(int argc, char** argv) {
         return best_over_chunks(T, nc, [&](std::int64_t k) {
             std::size_t b = size_t(k) * chunk, e = std::min(n, b + chunk);
             rules::Adam::Kernel<float> ker(cfg, st, 3);
-            detail::Update<float, false, wrappers::WeightDecay::When::After> up{1e-4f, 0.f, 0.9999f, w.data(), nullptr};
+            detail::Update<float, false, true> up{1e-4f, 0.f, 0.9999f, w.data(), nullptr};
             if (pf == 0) sweep_pf<0>(ker, g, b, e - b, up);
             else if (pf == 4) detail::for_each_direction<float>(ker, g, b, e - b, up);
             else if (pf == 1) sweep_pf<1024>(ker, g, b, e - b, up);

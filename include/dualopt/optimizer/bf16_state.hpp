@@ -105,11 +105,12 @@ void for_each_direction_bf16_state(const K& kernel, linalg::bf16* const* state, 
 }
 
 // The directions of elements [begin, begin + n) as for_each_direction gives them, on the
-// tensor's float state or, where it keeps bf16 moments, on those (step t's keys).
+// tensor's float state or, where it keeps bf16 moments, on those (step t's keys). bf16 moments
+// come only with bf16 storage, so only a bf16 gradient compiles their sweep.
 template <class T, class K, class F, class G>
 void directions(const K& kernel, Bf16Storage& st, std::int64_t t, const G* g, std::size_t begin,
                 std::size_t n, const F& update, T gs) {
-  if constexpr (std::is_same_v<T, float> && kernel_state_count<K>() > 0) {
+  if constexpr (std::is_same_v<T, float> && std::is_same_v<G, linalg::bf16> && kernel_state_count<K>() > 0) {
     constexpr int kN = kernel_state_count<K>();
     if (!st.state.empty()) {
       linalg::bf16* state[kN];

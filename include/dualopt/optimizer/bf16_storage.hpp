@@ -143,26 +143,31 @@ struct Bf16ParamUpdate {
   }
 };
 
-// Calls f with the update for this tensor's storage: float storage gets U itself, unchanged.
+// Calls f(g, update) with the tensor's gradient and the update for its storage, only in the
+// combinations registration can make: float buffers get the float gradient and U itself; bf16
+// storage (float optimizers only) the bf16 gradient and U with the stores it needs. Each call of f
+// is a sweep compiled per kernel, so the pairs nothing registers are not instantiated.
 template <class T, class U, class F>
-void with_store(const Bf16Storage& st, std::int64_t t, const U& update, F& f) {
+void with_storage(const T* grad, const Bf16Storage& st, std::int64_t t, const U& update, F&& f) {
   if constexpr (std::is_same_v<T, float>) {
-    const linalg::StochasticKey key = linalg::stochastic_key(st.stream, std::uint64_t(t));
-    if (st.master && st.param && st.rounding == Bf16Rounding::Stochastic)
-      return f(MasterCopyUpdate<U, true>{update, st.param, {key}});
-    if (st.master && st.param) return f(MasterCopyUpdate<U, false>{update, st.param, {key}});
-    if (st.any() && !st.master) return f(Bf16ParamUpdate<U>{update, st.param, {key}});
+    if (st.any()) {
+      const linalg::StochasticKey key = linalg::stochastic_key(st.stream, std::uint64_t(t));
+      if (!st.master) return f(st.grad, Bf16ParamUpdate<U>{update, st.param, {key}});
+      if (!st.param) return f(st.grad, update);
+      if (st.rounding == Bf16Rounding::Stochastic) return f(st.grad, MasterCopyUpdate<U, true>{update, st.param, {key}});
+      return f(st.grad, MasterCopyUpdate<U, false>{update, st.param, {key}});
+    }
   }
-  f(update);
+  f(grad, update);
 }
 
-// Calls f with the tensor's gradient pointer, float or bf16.
+// Calls f with the tensor's gradient pointer, float or (float optimizers only) bf16.
 template <class T, class F>
 void with_grad(const T* grad, const Bf16Storage& st, F&& f) {
-  if (st.any())
-    f(st.grad);
-  else
-    f(grad);
+  if constexpr (std::is_same_v<T, float>) {
+    if (st.any()) return f(st.grad);
+  }
+  f(grad);
 }
 
 }  // namespace detail

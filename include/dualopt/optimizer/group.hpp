@@ -194,22 +194,24 @@ class Group final : public GroupBase<T> {
   bool step_tensor(TensorSlot<T>& s, std::int64_t t, double schedule, Workspace<T>& ws) override;
 
  private:
-  // f(update): the per-element update u = lr_t x rule scale x D -> offset momentum -> decay -> W -= u.
+  // f(g, update): the tensor's gradient (float or bf16) and the per-element update
+  // u = lr_t x rule scale x D -> offset momentum -> decay -> W -= u, with its storage's stores.
   template <class F>
   void with_tensor_update(TensorSlot<T>& s, std::int64_t t, double schedule, F&& f) const {
     const StepConfig& step = cfg_;
     const double eta = step.lr * schedule;
     double scale = eta;
     if constexpr (detail::has_lr_scale<Rule>::value) scale *= Rule::lr_scale(cfg_, t);
+    constexpr bool kDecayAfter = detail::decays_after<Rule>::value;
     const wrappers::OffsetMomentum offset{step.offset_beta};
-    const wrappers::WeightDecay decay{step.weight_decay, detail::decays_after<Rule>::value};
-    detail::with_update<T>(offset, decay, scale, eta, s.param, s.offset.data(),
-                           [&](const auto& update) { detail::with_store<T>(s.bf16, t, update, f); });
+    const wrappers::WeightDecay decay{step.weight_decay, kDecayAfter};
+    detail::with_update<T, kDecayAfter>(offset, decay, scale, eta, s.param, s.offset.data(),
+                                        [&](const auto& update) { detail::with_storage<T>(s.grad, s.bf16, t, update, f); });
   }
   // The update of elements [begin, begin + n) from a finished direction d (d[0] is element begin).
   void update_from(TensorSlot<T>& s, const T* d, std::size_t begin, std::size_t n, std::int64_t t,
                    double schedule) const {
-    with_tensor_update(s, t, schedule, [&](const auto& update) {
+    with_tensor_update(s, t, schedule, [&](const auto*, const auto& update) {
       DUALOPT_SWEEP_SIMD
       for (std::size_t i = 0; i < n; ++i) update(begin + i, d[i]);
     });
@@ -224,10 +226,8 @@ void Group<T, Rule>::step_range(TensorSlot<T>& s, std::int64_t t, double schedul
                                 std::size_t end, Workspace<T>&) {
   if constexpr (Rule::kElementwise) {
     const typename Rule::template Kernel<T> rule(cfg_, states_[s.index], t);
-    with_tensor_update(s, t, schedule, [&](const auto& update) {
-      detail::with_grad(s.grad, s.bf16, [&](const auto* g) {
-        detail::directions<T>(rule, s.bf16, t, g, begin, end - begin, update, s.grad_scale);
-      });
+    with_tensor_update(s, t, schedule, [&](const auto* g, const auto& update) {
+      detail::directions<T>(rule, s.bf16, t, g, begin, end - begin, update, s.grad_scale);
     });
   }
 }

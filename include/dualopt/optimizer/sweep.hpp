@@ -134,7 +134,7 @@ void for_each_direction(const K& kernel, const G* g, std::size_t begin, std::siz
 // The update of one element: u = scale d, through offset momentum, then decoupled decay and
 // W -= u: the wrappers' per-element forms (wrappers/offset_momentum.hpp, weight_decay.hpp), so
 // the sweep touches W and the offset buffer once; apply_reference() is their Eigen form.
-template <class T, bool kOffset, wrappers::WeightDecay::When kDecay>
+template <class T, bool kOffset, bool kDecayAfter>
 struct Update {
   static constexpr bool kOffsetMomentum = kOffset;  // offset is used (and not null)
   T scale, beta, keep;  // lr x rule scale; offset beta; 1 - lr wd
@@ -143,7 +143,7 @@ struct Update {
   void operator()(std::size_t i, T d) const {
     T u = d * scale;
     if constexpr (kOffset) u = wrappers::OffsetMomentum::apply_element(beta, offset[i], u);
-    w[i] = wrappers::WeightDecay::apply_element<kDecay>(w[i], u, keep);
+    w[i] = wrappers::WeightDecay::apply_element<kDecayAfter>(w[i], u, keep);
   }
   auto streams() {
     if constexpr (kOffset)
@@ -153,25 +153,17 @@ struct Update {
   }
 };
 
-// Calls f with the Update for these settings; each combination is its own branch-free type.
-template <class T, class F>
+// Calls f with the Update for these settings, each its own branch-free type. Where the decay sits
+// is the rule's (kDecayAfter: decay.after_update); no decay is keep = 1 in the same formula (x 1
+// is exact), so it needs no type of its own: every type here is a sweep compiled per kernel and storage.
+template <class T, bool kDecayAfter, class F>
 void with_update(const wrappers::OffsetMomentum& offset, const wrappers::WeightDecay& decay, double scale, double eta,
                  T* w, T* offset_buf, F&& f) {
   const T s = T(scale), b = T(offset.beta), keep = T(decay.factor(eta));
-  auto pick = [&](auto off) {
-    constexpr bool kOff = decltype(off)::value;
-    using When = wrappers::WeightDecay::When;
-    if (decay.weight_decay == 0.0)
-      f(Update<T, kOff, When::Never>{s, b, keep, w, offset_buf});
-    else if (decay.after_update)
-      f(Update<T, kOff, When::After>{s, b, keep, w, offset_buf});
-    else
-      f(Update<T, kOff, When::Before>{s, b, keep, w, offset_buf});
-  };
   if (offset.enabled())
-    pick(std::true_type{});
+    f(Update<T, true, kDecayAfter>{s, b, keep, w, offset_buf});
   else
-    pick(std::false_type{});
+    f(Update<T, false, kDecayAfter>{s, b, keep, w, offset_buf});
 }
 
 // The update as the wrappers write it (Eigen array passes): the reference Update is tested

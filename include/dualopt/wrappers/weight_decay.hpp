@@ -10,22 +10,18 @@ struct WeightDecay {
   double weight_decay = 0.0;
   bool after_update = false;
 
-  // Where the decay sits relative to W -= u (the fused sweep makes it a compile-time choice).
-  enum class When { Never, Before, After };
-
   double factor(double lr) const { return 1.0 - lr * weight_decay; }
 
-  // One element: the new weight from w, the update u and keep = T(factor(lr)). This is what
-  // the fused sweep runs (optimizer/sweep.hpp); apply() below is the same formula over arrays,
-  // the reference it is tested against (tests/test_kernels.cpp).
-  template <When kWhen, class T>
+  // One element: the new weight from w, the update u and keep = T(factor(lr)), decayed before or
+  // (kAfter) after W -= u. This is what the fused sweep runs (optimizer/sweep.hpp); apply() below
+  // is the same formula over arrays, the reference it is tested against (tests/test_kernels.cpp).
+  // Without decay keep is exactly 1, and either form is w - u to the bit.
+  template <bool kAfter, class T>
   static T apply_element(T w, T u, T keep) {
-    if constexpr (kWhen == When::Never)
-      return w - u;
-    else if constexpr (kWhen == When::Before)
-      return w * keep - u;
-    else
+    if constexpr (kAfter)
       return (w - u) * keep;
+    else
+      return w * keep - u;
   }
 
   // W <- decay-then-subtract or subtract-then-decay, in one pass.
