@@ -118,7 +118,7 @@ TEMPLATE_TEST_CASE("fused update matches the wrappers' Eigen form", "[kernels]",
         const wrappers::WeightDecay decay{wd, after};
         std::vector<T> w_fast = w0, o_fast = o0, w_ref = w0, o_ref = o0, u = d;
         auto fused = [&](auto decay_after) {
-          detail::with_update<T, decltype(decay_after)::value>(offset, decay, 0.02, 0.05, w_fast.data(), o_fast.data(),
+          detail::with_update<T, decltype(decay_after)::value>(offset, decay.factor(0.05), 0.02, w_fast.data(), o_fast.data(),
                                                                [&](const auto& update) {
                                                                  for (std::size_t i = 0; i < n; ++i) update(i, d[i]);
                                                                });
@@ -219,7 +219,7 @@ TEMPLATE_TEST_CASE("the fused sweep gives each element the same bits wherever it
   const wrappers::WeightDecay decay{cfg.weight_decay, false};
   auto sweep = [&](rules::Adam::State<T>& st, std::vector<T>& w, const T* grad, std::size_t begin, std::size_t end) {
     const rules::Adam::Kernel<T> k(cfg, st, 2);
-    detail::with_update<T, false>(off, decay, 1e-3, 1e-3, w.data(), nullptr,
+    detail::with_update<T, false>(off, decay.factor(1e-3), 1e-3, w.data(), nullptr,
                                   [&](const auto& update) { detail::for_each_direction<T>(k, grad, begin, end - begin, update); });
   };
   sweep(one, w1, g.data(), 0, n);

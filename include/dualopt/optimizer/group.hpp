@@ -205,7 +205,7 @@ class Group final : public GroupBase<T> {
     constexpr bool kDecayAfter = detail::decays_after<Rule>::value;
     const wrappers::OffsetMomentum offset{step.offset_beta};
     const wrappers::WeightDecay decay{step.weight_decay, kDecayAfter};
-    detail::with_update<T, kDecayAfter>(offset, decay, scale, eta, s.param, s.offset.data(),
+    detail::with_update<T, kDecayAfter>(offset, decay.factor(eta), scale, s.param, s.offset.data(),
                                         [&](const auto& update) { detail::with_storage<T>(s.grad, s.bf16, t, update, f); });
   }
   // The update of elements [begin, begin + n) from a finished direction d (d[0] is element begin).

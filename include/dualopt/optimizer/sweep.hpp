@@ -154,12 +154,13 @@ struct Update {
 };
 
 // Calls f with the Update for these settings, each its own branch-free type. Where the decay sits
-// is the rule's (kDecayAfter: decay.after_update); no decay is keep = 1 in the same formula (x 1
-// is exact), so it needs no type of its own: every type here is a sweep compiled per kernel and storage.
+// is the rule's (kDecayAfter), keep its WeightDecay::factor(lr); no decay is keep = 1 in the same
+// formula (x 1 is exact), so it needs no type of its own: every type here is a sweep compiled per
+// kernel and storage.
 template <class T, bool kDecayAfter, class F>
-void with_update(const wrappers::OffsetMomentum& offset, const wrappers::WeightDecay& decay, double scale, double eta,
-                 T* w, T* offset_buf, F&& f) {
-  const T s = T(scale), b = T(offset.beta), keep = T(decay.factor(eta));
+void with_update(const wrappers::OffsetMomentum& offset, double keep_factor, double scale, T* w, T* offset_buf,
+                 F&& f) {
+  const T s = T(scale), b = T(offset.beta), keep = T(keep_factor);
   if (offset.enabled())
     f(Update<T, true, kDecayAfter>{s, b, keep, w, offset_buf});
   else
