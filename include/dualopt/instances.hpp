@@ -19,9 +19,10 @@
 // header is unaffected: the templates instantiate where used, as usual. Only the members
 // defined outside their class bodies (the step, Newton-Schulz's run, the norms' dual maps) are
 // kept out of other files; members defined inside a class are inline and may still be compiled
-// wherever they are used.
+// wherever they are used. The exact SVD polar factor (norms/exact_spectral.hpp) is not in the
+// list: it compiles only in the files that include that header, so a program that never asks for
+// it never compiles Eigen's SVD (more than half of the float file's build time).
 #include "dualopt.hpp"
-#include "norms/exact_spectral.hpp"
 
 // KEYWORD is `extern` (declare: another file has the code) or empty (define: compile it here).
 #define DUALOPT_INSTANCES_(KEYWORD, T)                                 \
@@ -34,7 +35,6 @@
   KEYWORD template class dualopt::detail::Scheduler<T>;               \
   KEYWORD template class dualopt::linalg::NewtonSchulz<T>;            \
   KEYWORD template class dualopt::linalg::NewtonSchulzBf16<T>;        \
-  KEYWORD template void dualopt::linalg::polar_factor<T>(dualopt::MatrixMap<T>);      \
   KEYWORD template void dualopt::norms::Norm::dualize<T>(dualopt::MatrixMap<T>, dualopt::Workspace<T>&) const; \
   KEYWORD template T dualopt::norms::Norm::norm<T>(const dualopt::ConstMatrixMap<T>&) const;                   \
   KEYWORD template T dualopt::norms::Norm::dual_norm<T>(const dualopt::ConstMatrixMap<T>&) const;

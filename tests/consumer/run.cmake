@@ -1,7 +1,8 @@
 # Installs this source tree into a scratch prefix, then configures, builds and runs the
 # consumer project against it, and reads the objects' symbols: under dualopt::dualopt_float the
 # user's files hold no float optimizer step, the float instance file does, and the double code a
-# file uses (a norm) is compiled in that file (no double instance file). Any failing step fails the test.
+# file uses (a norm) is compiled in that file (no double instance file), and no instance file compiles
+# Eigen's SVD. Any failing step fails the test.
 file(REMOVE_RECURSE ${WORK_DIR})
 function(run)
   execute_process(COMMAND ${ARGN} RESULT_VARIABLE rc OUTPUT_VARIABLE out ERROR_VARIABLE out)
@@ -56,4 +57,14 @@ foreach(check "main.cpp float OFF" "lib.cpp double ON" "float.cpp float ON")
     message(FATAL_ERROR "consumer's ${object}.o: Optimizer<${type}>::step_where defined is ${found}, expected ${expected}")
   endif()
 endforeach()
+# Eigen's SVD (the exact polar factor) compiles only in files that include norms/exact_spectral.hpp:
+# never in the instance file, which once took more than half its build time for it.
+file(GLOB_RECURSE float_objs ${WORK_DIR}/app/CMakeFiles/consumer.dir/*float.cpp.o)
+execute_process(COMMAND ${NM} -C --defined-only ${float_objs} OUTPUT_VARIABLE syms RESULT_VARIABLE rc)
+if(rc OR NOT syms MATCHES "step_where")
+  message(FATAL_ERROR "nm failed on the float instance object: ${float_objs}")
+endif()
+if(syms MATCHES "Eigen::(BDCSVD|JacobiSVD)<")
+  message(FATAL_ERROR "the float instance file compiled Eigen's SVD, which only norms/exact_spectral.hpp asks for")
+endif()
 message(STATUS "installed dualopt consumed through find_package: the user's files link to the float instance file")
