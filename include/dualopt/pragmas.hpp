@@ -3,6 +3,7 @@
 // -Wunknown-pragmas warnings (which -Werror turns into errors) from dualopt's headers.
 //   DUALOPT_OMP(parallel for ...)  a work-sharing pragma: the loop runs on one thread without OpenMP.
 //   DUALOPT_SIMD                   a loop whose lanes are independent and whose arrays never overlap.
+//   DUALOPT_SIMD_BF16              the same for a loop that also loads or stores bf16 (16-bit lanes).
 // Without OpenMP the SIMD loops keep the no-overlap promise through the compiler's own pragma
 // (GCC's ivdep, clang's assume_safety), so they still vectorize without run-time alias checks.
 // No result depends on either: the lanes do not interact.
@@ -16,8 +17,12 @@
 // (prefer-vector-width=256, e.g. sapphirerapids); simdlen(16) asks for full 512-bit vectors,
 // as Eigen's own kernels use.
 #define DUALOPT_SIMD _Pragma("omp simd simdlen(16)")
+// GCC sizes a loop's vectors by its narrowest type: 16 bf16 lanes fill 256 bits, so at simdlen(16)
+// the float and integer work ran in pairs of 256-bit vectors; 32 lanes fill 512 bits.
+#define DUALOPT_SIMD_BF16 _Pragma("omp simd simdlen(32)")
 #else
 #define DUALOPT_SIMD _Pragma("omp simd")
+#define DUALOPT_SIMD_BF16 _Pragma("omp simd")
 #endif
 #else
 #define DUALOPT_OMP(...)
@@ -28,4 +33,5 @@
 #else
 #define DUALOPT_SIMD
 #endif
+#define DUALOPT_SIMD_BF16 DUALOPT_SIMD
 #endif

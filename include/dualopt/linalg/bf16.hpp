@@ -4,6 +4,8 @@
 // rounding, and the emulation of bf16 storage in float (a float rounded to the nearest bf16).
 // Rounding never turns a finite float into an infinity: values past bf16's largest finite
 // (3.3895e38) saturate to it, so no step writes a non-finite value from finite input.
+#include "../pragmas.hpp"
+
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
@@ -97,40 +99,33 @@ inline float round_to_bf16(float x) { return bf16_to_float(float_to_bf16(x)); }
 // Bulk conversions and the few fused loops the bf16 Newton-Schulz needs. `omp simd` because GCC
 // does not vectorize them at -O2 (the scalar loops took a third of the iteration's time);
 // lanes are independent, so the vector width changes no result.
-#if defined(_OPENMP) && defined(__AVX512F__)
-#define DUALOPT_BF16_SIMD _Pragma("omp simd simdlen(16)")
-#elif defined(_OPENMP)
-#define DUALOPT_BF16_SIMD _Pragma("omp simd")
-#else
-#define DUALOPT_BF16_SIMD  // without OpenMP, GCC would warn that it ignores the pragma
-#endif
 
 inline void to_bf16(const float* in, bf16* out, std::size_t n) {
-  DUALOPT_BF16_SIMD
+  DUALOPT_SIMD_BF16
   for (std::size_t i = 0; i < n; ++i) out[i] = float_to_bf16(in[i]);
 }
 inline void from_bf16(const bf16* in, float* out, std::size_t n) {
-  DUALOPT_BF16_SIMD
+  DUALOPT_SIMD_BF16
   for (std::size_t i = 0; i < n; ++i) out[i] = bf16_to_float(in[i]);
 }
 // out = bf16(x / d)
 inline void divide_to_bf16(const float* x, float d, bf16* out, std::size_t n) {
-  DUALOPT_BF16_SIMD
+  DUALOPT_SIMD_BF16
   for (std::size_t i = 0; i < n; ++i) out[i] = float_to_bf16(x[i] / d);
 }
 // out = bf16(alpha x + beta y), y in bf16
 inline void axpby_bf16_to_bf16(float alpha, const float* x, float beta, const bf16* y, bf16* out, std::size_t n) {
-  DUALOPT_BF16_SIMD
+  DUALOPT_SIMD_BF16
   for (std::size_t i = 0; i < n; ++i) out[i] = float_to_bf16(alpha * x[i] + beta * bf16_to_float(y[i]));
 }
 // x = bf16(alpha x + t)
 inline void scale_add_bf16(float alpha, bf16* x, const float* t, std::size_t n) {
-  DUALOPT_BF16_SIMD
+  DUALOPT_SIMD_BF16
   for (std::size_t i = 0; i < n; ++i) x[i] = float_to_bf16(alpha * bf16_to_float(x[i]) + t[i]);
 }
 // out = alpha x + t, in float
 inline void scale_add_float(float alpha, const bf16* x, const float* t, float* out, std::size_t n) {
-  DUALOPT_BF16_SIMD
+  DUALOPT_SIMD_BF16
   for (std::size_t i = 0; i < n; ++i) out[i] = alpha * bf16_to_float(x[i]) + t[i];
 }
 

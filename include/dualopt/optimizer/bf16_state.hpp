@@ -82,19 +82,19 @@ void for_each_direction_bf16_state(const K& kernel, linalg::bf16* const* state, 
     prefetch_ahead<T>(g, b, b + m, begin + n, f, state_streams);
     const G* gb = g + b;
     if constexpr (K::kSqrt) {
-      DUALOPT_SWEEP_SIMD
+      DUALOPT_SIMD_BF16
       for (std::size_t j = 0; j < m; ++j) {
         load(j, b + j);
         root[j] = k.before_sqrt(j, widen(gb[j]) * gs);
       }
       sqrt_in_place(root, m);
-      DUALOPT_SWEEP_SIMD
+      DUALOPT_SIMD_BF16
       for (std::size_t j = 0; j < m; ++j) {
         f(b + j, k.after_sqrt(j, widen(gb[j]) * gs, root[j]));
         store(j, b + j);
       }
     } else {
-      DUALOPT_SWEEP_SIMD
+      DUALOPT_SIMD_BF16
       for (std::size_t j = 0; j < m; ++j) {
         load(j, b + j);
         f(b + j, k.after_sqrt(j, widen(gb[j]) * gs, T(0)));

@@ -211,9 +211,9 @@ class Group final : public GroupBase<T> {
   // The update of elements [begin, begin + n) from a finished direction d (d[0] is element begin).
   void update_from(TensorSlot<T>& s, const T* d, std::size_t begin, std::size_t n, std::int64_t t,
                    double schedule) const {
-    with_tensor_update(s, t, schedule, [&](const auto*, const auto& update) {
-      DUALOPT_SWEEP_SIMD
-      for (std::size_t i = 0; i < n; ++i) update(begin + i, d[i]);
+    with_tensor_update(s, t, schedule, [&](const auto* g, const auto& update) {
+      constexpr bool kBf16 = !std::is_same_v<std::remove_cv_t<std::remove_pointer_t<decltype(g)>>, T>;
+      detail::sweep_loop<kBf16>(0, n, [&](std::size_t i) { update(begin + i, d[i]); });
     });
   }
 

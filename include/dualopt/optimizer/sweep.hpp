@@ -100,6 +100,19 @@ void prefetch_ahead(const G* g, std::size_t b, std::size_t e, std::size_t end, S
 // The sweep's loops (pragmas.hpp: full-width vectors, no alias checks, nothing without OpenMP).
 #define DUALOPT_SWEEP_SIMD DUALOPT_SIMD
 
+// body(i) for i in [b, e) as one vectorized loop; kBf16: the loop also moves bf16 (a bf16
+// gradient, state or parameter), whose 16-bit lanes need 32 of them for full-width vectors.
+template <bool kBf16, class Body>
+inline void sweep_loop(std::size_t b, std::size_t e, const Body& body) {
+  if constexpr (kBf16) {
+    DUALOPT_SIMD_BF16
+    for (std::size_t i = b; i < e; ++i) body(i);
+  } else {
+    DUALOPT_SWEEP_SIMD
+    for (std::size_t i = b; i < e; ++i) body(i);
+  }
+}
+
 // Direction of elements [begin, begin + n) through a rule's Kernel (rules/*.hpp), handed to
 // f(i, d) element by element, a block at a time: before_sqrt() for the block, its square roots,
 // after_sqrt().
@@ -114,19 +127,17 @@ template <class T, class K, class F, class G>
 void for_each_direction(const K& kernel, const G* g, std::size_t begin, std::size_t n, const F& update, T gs = T(1)) {
   K k = kernel;
   F f = update;
+  constexpr bool kBf16 = !std::is_same_v<G, T>;  // a bf16 gradient comes with every bf16 store
   alignas(64) T root[kSweepBlock];
   for (std::size_t b = begin; b < begin + n; b += kSweepBlock) {
     const std::size_t e = std::min(begin + n, b + kSweepBlock);
     prefetch_ahead<T>(g, b, e, begin + n, k, f);
     if constexpr (K::kSqrt) {
-      DUALOPT_SWEEP_SIMD
-      for (std::size_t i = b; i < e; ++i) root[i - b] = k.before_sqrt(i, widen(g[i]) * gs);
+      sweep_loop<kBf16>(b, e, [&](std::size_t i) { root[i - b] = k.before_sqrt(i, widen(g[i]) * gs); });
       sqrt_in_place(root, e - b);
-      DUALOPT_SWEEP_SIMD
-      for (std::size_t i = b; i < e; ++i) f(i, k.after_sqrt(i, widen(g[i]) * gs, root[i - b]));
+      sweep_loop<kBf16>(b, e, [&](std::size_t i) { f(i, k.after_sqrt(i, widen(g[i]) * gs, root[i - b])); });
     } else {
-      DUALOPT_SWEEP_SIMD
-      for (std::size_t i = b; i < e; ++i) f(i, k.after_sqrt(i, widen(g[i]) * gs, T(0)));
+      sweep_loop<kBf16>(b, e, [&](std::size_t i) { f(i, k.after_sqrt(i, widen(g[i]) * gs, T(0))); });
     }
   }
 }
