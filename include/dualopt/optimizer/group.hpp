@@ -212,7 +212,7 @@ class Group final : public GroupBase<T> {
   void update_from(TensorSlot<T>& s, const T* d, std::size_t begin, std::size_t n, std::int64_t t,
                    double schedule) const {
     with_tensor_update(s, t, schedule, [&](const auto* g, const auto& update) {
-      constexpr bool kBf16 = !std::is_same_v<std::remove_cv_t<std::remove_pointer_t<decltype(g)>>, T>;
+      constexpr bool kBf16 = !std::is_same_v<decltype(g), const T*>;  // a bf16 gradient: bf16 stores
       detail::sweep_loop<kBf16>(0, n, [&](std::size_t i) { update(begin + i, d[i]); });
     });
   }
