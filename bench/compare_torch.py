@@ -336,6 +336,8 @@ def main():
                 rows.append(("our plain 28 B/param pass", t, oo["fused"], tt["adamw"],
                              f"bench_step's fused baseline (Adam's bytes, no math): {28.0 * n / oo['fused'] * 1e-9:.1f} GB/s"))
             for k in ("muon", "mango"):
+                if k not in kinds:  # not asked for (--step-kinds)
+                    continue
                 rows.append((f"{k} step, GPT-2 124M", t, oo.get(k), tt.get("muon"),
                              "vs torch.optim.Muon, float NS" if "muon" in tt else "torch has no torch.optim.Muon"))
             if opts.bf16:

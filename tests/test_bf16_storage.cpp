@@ -76,6 +76,34 @@ constexpr std::size_t kN = 3000;
 
 }  // namespace
 
+// The bf16 loops hand each element its hash inputs as 32-bit lanes (linalg::StochasticIndex, a
+// Weyl induction and a high half fixed below each multiple of 2^32); these must be the bits of the
+// element's 64-bit index, also where a loop crosses a multiple of 2^32 (no tensor here is that large).
+TEST_CASE("bf16 loops: each element's stochastic bits equal its 64-bit index's, across multiples of 2^32") {
+  // The hash on a 64-bit index, written out from its definition (linalg/bf16.hpp).
+  auto by_index = [](linalg::StochasticKey key, std::uint64_t i) {
+    std::uint32_t x = (std::uint32_t(i) * 0x9e3779b9u + key.lo) ^ std::uint32_t(i >> 32);
+    x = (x ^ (x >> 16)) * 0x7feb352du;
+    x = (x ^ (x >> 15) ^ key.hi) * 0x846ca68bu;
+    return x >> 16;
+  };
+  const linalg::StochasticKey key = linalg::stochastic_key(11, 3);
+  const std::size_t n = 300;
+  for (std::uint64_t b : {0ull, 5ull, (1ull << 32) - 77, (3ull << 32) - 1, (1ull << 33), (5ull << 32) - 300}) {
+    std::vector<std::uint32_t> got(n, 0xffffffffu);
+    std::vector<std::uint64_t> at(n, 0);
+    detail::sweep_loop<true>(b, b + n, [&](auto i) {
+      got[i - b] = linalg::stochastic_bits(key, i);
+      at[i - b] = std::size_t(i);
+    });
+    for (std::size_t k = 0; k < n; ++k) {
+      REQUIRE(at[k] == b + k);
+      REQUIRE(got[k] == by_index(key, b + k));
+      REQUIRE(linalg::stochastic_bits(key, std::uint64_t(b + k)) == by_index(key, b + k));
+    }
+  }
+}
+
 TEST_CASE("bf16 gradient + float master: AdamW's trajectory, the copy the master rounded to nearest") {
   std::vector<float> master(kN), same(kN);
   std::vector<double> ref(kN);

@@ -81,12 +81,31 @@ inline StochasticKey stochastic_key(std::uint64_t stream, std::uint64_t step) {
   const std::uint64_t k = detail::mix64(stream ^ detail::mix64(step * 0x9e3779b97f4a7c15ull));
   return {std::uint32_t(k), std::uint32_t(k >> 32)};
 }
+constexpr std::uint32_t kWeylStep = 0x9e3779b9u;  // 2^32 / the golden ratio
+
+// An element's index as the hash reads it: its Weyl step (the low half times kWeylStep, mod
+// 2^32) and its high half. A vectorized loop keeps both in 32-bit lanes (the Weyl step as an
+// induction, the high half fixed while the loop stays below the next multiple of 2^32), where a
+// 64-bit index took a shift, a multiply and two narrowing permutes per vector (sweep.hpp).
+// It converts to the index itself, so it can stand wherever an element's index is expected.
+struct StochasticIndex {
+  std::size_t at;
+  std::uint32_t weyl, hi;
+  operator std::size_t() const { return at; }
+};
+inline StochasticIndex stochastic_index(std::uint64_t index) {
+  return {std::size_t(index), std::uint32_t(index) * kWeylStep, std::uint32_t(index >> 32)};
+}
+
 // 16 random bits (in the low half) for element `index` under `key`.
-inline std::uint32_t stochastic_bits(StochasticKey key, std::uint64_t index) {
-  std::uint32_t x = (std::uint32_t(index) * 0x9e3779b9u + key.lo) ^ std::uint32_t(index >> 32);
+inline std::uint32_t stochastic_bits(StochasticKey key, StochasticIndex index) {
+  std::uint32_t x = (index.weyl + key.lo) ^ index.hi;
   x = (x ^ (x >> 16)) * 0x7feb352du;
   x = (x ^ (x >> 15) ^ key.hi) * 0x846ca68bu;
   return x >> 16;
+}
+inline std::uint32_t stochastic_bits(StochasticKey key, std::uint64_t index) {
+  return stochastic_bits(key, stochastic_index(index));
 }
 // The same for a stream named by (seed, counter), e.g. counter = step.
 inline std::uint32_t stochastic_bits(std::uint64_t seed, std::uint64_t counter, std::uint64_t index) {

@@ -73,33 +73,29 @@ void for_each_direction_bf16_state(const K& kernel, linalg::bf16* const* state, 
     wide0[j] = linalg::bf16_to_float(s0[i]);
     if constexpr (kN == 2) wide1[j] = linalg::bf16_to_float(s1[i]);
   };
-  auto store = [&](std::size_t j, std::size_t i) {
+  auto store = [&](std::size_t j, linalg::StochasticIndex i) {
     s0[i] = linalg::float_to_bf16_stochastic(wide0[j], linalg::stochastic_bits(k0, i));
     if constexpr (kN == 2) s1[i] = linalg::float_to_bf16_stochastic(wide1[j], linalg::stochastic_bits(k1, i));
   };
   for (std::size_t b = begin; b < begin + n; b += kSweepBlock) {
     const std::size_t m = std::min(begin + n, b + kSweepBlock) - b;
     prefetch_ahead<T>(g, b, b + m, begin + n, f, state_streams);
-    const G* gb = g + b;
     if constexpr (K::kSqrt) {
-      DUALOPT_SIMD_BF16
-      for (std::size_t j = 0; j < m; ++j) {
-        load(j, b + j);
-        root[j] = k.before_sqrt(j, widen(gb[j]) * gs);
-      }
+      sweep_loop<true>(b, b + m, [&](auto i) {
+        load(i - b, i);
+        root[i - b] = k.before_sqrt(i - b, widen(g[i]) * gs);
+      });
       sqrt_in_place(root, m);
-      DUALOPT_SIMD_BF16
-      for (std::size_t j = 0; j < m; ++j) {
-        f(b + j, k.after_sqrt(j, widen(gb[j]) * gs, root[j]));
-        store(j, b + j);
-      }
+      sweep_loop<true>(b, b + m, [&](auto i) {
+        f(i, k.after_sqrt(i - b, widen(g[i]) * gs, root[i - b]));
+        store(i - b, i);
+      });
     } else {
-      DUALOPT_SIMD_BF16
-      for (std::size_t j = 0; j < m; ++j) {
-        load(j, b + j);
-        f(b + j, k.after_sqrt(j, widen(gb[j]) * gs, T(0)));
-        store(j, b + j);
-      }
+      sweep_loop<true>(b, b + m, [&](auto i) {
+        load(i - b, i);
+        f(i, k.after_sqrt(i - b, widen(g[i]) * gs, T(0)));
+        store(i - b, i);
+      });
     }
   }
 }

@@ -102,10 +102,13 @@ inline double widen(double x) { return x; }
 inline float widen(linalg::bf16 h) { return linalg::bf16_to_float(h); }
 
 // The rounded store of one value into bf16 (kStochastic: with the bits of element i at step t).
+// The bf16 stores take the index as the sweep's bf16 loops give it (sweep_loop: a
+// linalg::StochasticIndex) or as a plain index.
 template <bool kStochastic>
 struct Bf16Round {
   linalg::StochasticKey key;  // of (stream, step): linalg::stochastic_key
-  linalg::bf16 operator()(std::size_t i, float x) const {
+  template <class I>
+  linalg::bf16 operator()(I i, float x) const {
     if constexpr (kStochastic)
       return linalg::float_to_bf16_stochastic(x, linalg::stochastic_bits(key, i));
     else
@@ -119,7 +122,8 @@ struct MasterCopyUpdate {
   U inner;
   linalg::bf16* copy;
   Bf16Round<kStochastic> round;
-  void operator()(std::size_t i, float d) const {
+  template <class I>
+  void operator()(I i, float d) const {
     inner(i, d);
     copy[i] = round(i, inner.w[i]);
   }
@@ -131,7 +135,8 @@ struct Bf16ParamUpdate {
   U inner;
   linalg::bf16* param;
   Bf16Round<true> round;
-  void operator()(std::size_t i, float d) const {
+  template <class I>
+  void operator()(I i, float d) const {
     float w = widen(param[i]);
     U u = inner;  // the same update on one element, rebased onto w
     u.w = &w;

@@ -213,7 +213,7 @@ class Group final : public GroupBase<T> {
                    double schedule) const {
     with_tensor_update(s, t, schedule, [&](const auto* g, const auto& update) {
       constexpr bool kBf16 = !std::is_same_v<decltype(g), const T*>;  // a bf16 gradient: bf16 stores
-      detail::sweep_loop<kBf16>(0, n, [&](std::size_t i) { update(begin + i, d[i]); });
+      detail::sweep_loop<kBf16>(begin, begin + n, [&](auto i) { update(i, d[i - begin]); });
     });
   }
 

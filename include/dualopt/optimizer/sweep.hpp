@@ -11,6 +11,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstddef>
+#include <cstdint>
 #include <tuple>
 #include <type_traits>
 #include <utility>
@@ -101,12 +102,23 @@ void prefetch_ahead(const G* g, std::size_t b, std::size_t e, std::size_t end, S
 #define DUALOPT_SWEEP_SIMD DUALOPT_SIMD
 
 // body(i) for i in [b, e) as one vectorized loop; kBf16: the loop also moves bf16 (a bf16
-// gradient, state or parameter), whose 16-bit lanes need 32 of them for full-width vectors.
+// gradient, state or parameter), whose 16-bit lanes need 32 of them for full-width vectors, and
+// i is a linalg::StochasticIndex (it converts to the index), whose hash inputs the loop keeps in
+// 32-bit lanes: one loop per stretch below a multiple of 2^32, where the high half is fixed.
 template <bool kBf16, class Body>
 inline void sweep_loop(std::size_t b, std::size_t e, const Body& body) {
   if constexpr (kBf16) {
-    DUALOPT_SIMD_BF16
-    for (std::size_t i = b; i < e; ++i) body(i);
+    for (std::size_t s = b; s < e;) {
+      const std::size_t c = std::min(e, ((s >> 32) + 1) << 32);
+      const std::uint32_t hi = std::uint32_t(s >> 32);
+      std::uint32_t weyl = std::uint32_t(s) * linalg::kWeylStep;
+      DUALOPT_SIMD_BF16_LINEAR(weyl, linalg::kWeylStep)
+      for (std::size_t i = s; i < c; ++i) {
+        body(linalg::StochasticIndex{i, weyl, hi});
+        weyl += linalg::kWeylStep;
+      }
+      s = c;
+    }
   } else {
     DUALOPT_SWEEP_SIMD
     for (std::size_t i = b; i < e; ++i) body(i);
@@ -133,11 +145,11 @@ void for_each_direction(const K& kernel, const G* g, std::size_t begin, std::siz
     const std::size_t e = std::min(begin + n, b + kSweepBlock);
     prefetch_ahead<T>(g, b, e, begin + n, k, f);
     if constexpr (K::kSqrt) {
-      sweep_loop<kBf16>(b, e, [&](std::size_t i) { root[i - b] = k.before_sqrt(i, widen(g[i]) * gs); });
+      sweep_loop<kBf16>(b, e, [&](auto i) { root[i - b] = k.before_sqrt(i, widen(g[i]) * gs); });
       sqrt_in_place(root, e - b);
-      sweep_loop<kBf16>(b, e, [&](std::size_t i) { f(i, k.after_sqrt(i, widen(g[i]) * gs, root[i - b])); });
+      sweep_loop<kBf16>(b, e, [&](auto i) { f(i, k.after_sqrt(i, widen(g[i]) * gs, root[i - b])); });
     } else {
-      sweep_loop<kBf16>(b, e, [&](std::size_t i) { f(i, k.after_sqrt(i, widen(g[i]) * gs, T(0))); });
+      sweep_loop<kBf16>(b, e, [&](auto i) { f(i, k.after_sqrt(i, widen(g[i]) * gs, T(0))); });
     }
   }
 }
