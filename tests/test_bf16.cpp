@@ -241,6 +241,23 @@ TEST_CASE("bf16 Newton-Schulz, emulated: singular values in the widened band, ne
   }
 }
 
+// With more than one thread every step runs on one team of threads (detail::run_team), its job
+// loops shared through `omp for`: the emulated kernel takes that path on every machine.
+TEST_CASE("bf16 Newton-Schulz, emulated: bitwise the same on 1, 2 and 3 threads") {
+  std::mt19937_64 rng(11);
+  for (auto [r, c] : {std::pair<Index, Index>{96, 320}, {128, 128}, {300, 64}}) {
+    INFO(r << " x " << c);
+    const Dense m = gaussian(r, c, rng);
+    const Matrix<float> one = run_bf16(m, Bf16Kernel::Emulated, 1);
+    for (int threads : {2, 3}) {
+      INFO(threads << " threads");
+      const Matrix<float> many = run_bf16(m, Bf16Kernel::Emulated, threads);
+      REQUIRE(many.allFinite());
+      CHECK((many.array() == one.array()).all());
+    }
+  }
+}
+
 TEST_CASE("bf16 Newton-Schulz: zero stays zero, a tall input is the wide one transposed, large and tiny inputs stay finite") {
   for (Bf16Kernel k : {Bf16Kernel::Emulated, Bf16Kernel::Hardware}) {
     if (k == Bf16Kernel::Hardware && !bf16_backend().available) continue;

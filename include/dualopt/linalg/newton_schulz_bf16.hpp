@@ -70,7 +70,7 @@ class NewtonSchulzBf16 {
 
   template <class F>
   void parallel(Index count, F&& f) {
-    detail::run_jobs(threads_, count, std::forward<F>(f));
+    detail::run_jobs(threads_, count, std::forward<F>(f), in_team_);
   }
 
   // f(begin, count) over [0, n) in chunks, on the threads: the elementwise passes between products.
@@ -126,7 +126,6 @@ class NewtonSchulzBf16 {
   template <class Out>
   void apply_left(Index r, Index c, float alpha, Out* out) {
     const Index width = detail::col_panel(c), n = detail::panel_count(c, width);
-    for (auto& p : panel_) p.resize(std::size_t(r * std::min(c, width)));
     if (amx_) pack(r, r, c, Bf16Operand{bh_.data(), r, 1}, Bf16Operand{x_.data(), c, 1});
     parallel(n, [&](Index k, int thread) {
       const Index j0 = k * width, w = std::min(width, c - j0);
@@ -158,6 +157,7 @@ class NewtonSchulzBf16 {
     ah_.resize(rr);
     bh_.resize(rr);
     if (panel_.size() < std::size_t(threads_)) panel_.resize(std::size_t(threads_));
+    for (auto& p : panel_) p.resize(std::size_t(r * std::min(c, detail::col_panel(c))));  // apply_left's
     gemm_.prepare(threads_);
     amx_ = amx_allowed_ && gemm_.kernel() == Bf16Kernel::Hardware && amx::shape_fits(r, c) && amx::amx_usable();
     if (amx_) {  // the largest operands: X (r x c) as A and as B
@@ -171,6 +171,16 @@ class NewtonSchulzBf16 {
       for (Index i = 0; i < r; ++i)
         for (Index j = 0; j < c; ++j) x_[std::size_t(i * c + j)] = float_to_bf16(float(out(i, j) / scale));
     }
+    // The steps on one team of threads (detail::run_team): below here only job loops touch shared data.
+    in_team_ = detail::forms_team(threads_);
+    detail::run_team(threads_, [&] { run_steps(out, schedule); });
+    in_team_ = false;
+  }
+
+  template <class Wide>
+  void run_steps(Wide& out, const NsSchedule& schedule) {
+    const Index r = out.rows(), c = out.cols();
+    const auto rr = std::size_t(r * r);
     for (std::size_t s = 0; s < schedule.steps.size(); ++s) {
       const NsStep& st = schedule.steps[s];
       symmetric(a_.data(), r, c, Bf16Operand{x_.data(), c, 1}, Bf16Operand{x_.data(), 1, c});  // A = X X^T
@@ -193,6 +203,7 @@ class NewtonSchulzBf16 {
   SpectralNormWorkspace<T> sigma_;
   int threads_ = 1;
   bool amx_allowed_ = true, amx_ = false;
+  bool in_team_ = false;  // inside run_team's team: the job loops share its threads
 };
 
 template <class T>

@@ -153,9 +153,16 @@ void symmetric_product_tile(C& c, const A& a, const B& b, Eigen::Index job, Mul&
 
 // f(i, thread) for every i in [0, count): over `threads` OpenMP threads, one job at a time
 // (dynamic), or in order on the caller's thread. The tile and panel loops of both iterations.
+// in_team: the caller's threads are already a team that run_team opened; they share the loop
+// (`omp for`, whose closing barrier ends it as the end of a parallel region would).
 template <class F>
-void run_jobs(int threads, Eigen::Index count, F&& f) {
+void run_jobs(int threads, Eigen::Index count, F&& f, bool in_team = false) {
 #ifdef _OPENMP
+  if (in_team) {
+#pragma omp for schedule(dynamic, 1)
+    for (Eigen::Index i = 0; i < count; ++i) f(i, omp_get_thread_num());
+    return;
+  }
   if (threads > 1 && count > 1) {
 #pragma omp parallel for schedule(dynamic, 1) num_threads(threads)
     for (Eigen::Index i = 0; i < count; ++i) f(i, omp_get_thread_num());
@@ -163,8 +170,36 @@ void run_jobs(int threads, Eigen::Index count, F&& f) {
   }
 #else
   (void)threads;
+  (void)in_team;
 #endif
   for (Eigen::Index i = 0; i < count; ++i) f(i, 0);
+}
+
+// Whether run_team(threads, ...) runs its body on a team (then its job loops pass in_team).
+inline bool forms_team(int threads) {
+#ifdef _OPENMP
+  return threads > 1;
+#else
+  (void)threads;
+  return false;
+#endif
+}
+
+// body() on every thread of a team of `threads` OpenMP threads (forms_team), else once on the
+// caller's thread. An iteration whose every step is a few job loops forks its threads once
+// instead of at every loop: on the 16-core server a loop's fork and join cost ~5-10% of a bf16
+// Newton-Schulz call at 8-16 threads (OMP_WAIT_POLICY=active gained that much there, run N).
+// The body's code outside run_jobs must be safe to run on every thread at once (locals only).
+template <class Body>
+void run_team(int threads, Body&& body) {
+#ifdef _OPENMP
+  if (forms_team(threads)) {
+#pragma omp parallel num_threads(threads)
+    body();
+    return;
+  }
+#endif
+  body();
 }
 
 }  // namespace detail
