@@ -198,6 +198,8 @@ void run_team(int threads, Body&& body) {
     body();
     return;
   }
+#else
+  (void)threads;
 #endif
   body();
 }
