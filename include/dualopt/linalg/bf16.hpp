@@ -67,9 +67,10 @@ inline bf16 float_to_bf16_stochastic(float x, std::uint32_t random16) {
 // so that they never depend on how elements are split over threads or blocks. The (stream,
 // step) pair is mixed once per tensor and step in 64 bits (StochasticKey); each element then
 // costs a 32-bit hash of its index: a Weyl step (index x the golden ratio, which the sweep's
-// loops carry as an induction, an add per element: StochasticIndex), then two xorshift-multiply rounds of a low-bias
-// 32-bit finalizer with the key's second half entering between them. That vectorizes, where
-// two 64-bit finalizers per element made the bf16-parameter step slower than the float one.
+// loops carry as an induction, an add per element: StochasticIndex), then two xorshift-multiply
+// rounds of a low-bias 32-bit finalizer with the key's second half entering between them. That
+// vectorizes, where two 64-bit finalizers per element made the bf16-parameter step slower than
+// the float one.
 // The 16 bits are the top of the last product, its best-mixed bits; an index's high half (past
 // 2^32) enters before both rounds. tests/test_bf16.cpp checks uniformity and independence across
 // neighbouring elements and steps (without the Weyl step, neighbours' bits were measurably
